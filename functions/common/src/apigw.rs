@@ -1,0 +1,95 @@
+//! API Gateway REST proxy events: reading the request, answering with JSON.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
+use aws_lambda_events::encodings::Body;
+use base64::Engine as _;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use serde_json::Value;
+
+/// A header's value as text; `None` when absent or not visible ASCII/UTF-8.
+pub fn header<'a>(request: &'a ApiGatewayProxyRequest, name: &str) -> Option<&'a str> {
+    request.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BodyError {
+    #[error("the event says the body is base64 but it is not valid base64")]
+    BadBase64,
+}
+
+/// The raw body bytes, decoding base64 when the event says so.
+pub fn raw_body(request: &ApiGatewayProxyRequest) -> Result<Vec<u8>, BodyError> {
+    match &request.body {
+        None => Ok(Vec::new()),
+        Some(body) if request.is_base64_encoded => base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .map_err(|_| BodyError::BadBase64),
+        Some(body) => Ok(body.as_bytes().to_vec()),
+    }
+}
+
+/// Query pairs, decoded, sorted by name so the envelope is stable.
+pub fn query_pairs(request: &ApiGatewayProxyRequest) -> Vec<(String, String)> {
+    let source = if request.multi_value_query_string_parameters.is_empty() {
+        &request.query_string_parameters
+    } else {
+        &request.multi_value_query_string_parameters
+    };
+    let mut pairs: Vec<(String, String)> = source
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+pub fn json_response(status: u16, body: Value) -> ApiGatewayProxyResponse {
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = i64::from(status);
+    response
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.body = Some(Body::Text(body.to_string()));
+    response
+}
+
+/// A 4xx/5xx answer whose JSON body names the problem.
+pub fn error_response(status: u16, message: impl Into<String>) -> ApiGatewayProxyResponse {
+    json_response(status, serde_json::json!({ "error": message.into() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(body: Option<&str>, base64: bool) -> ApiGatewayProxyRequest {
+        let mut r = ApiGatewayProxyRequest::default();
+        r.body = body.map(str::to_string);
+        r.is_base64_encoded = base64;
+        r
+    }
+
+    #[test]
+    fn decodes_bodies() {
+        assert_eq!(raw_body(&request(Some("{}"), false)).unwrap(), b"{}");
+        assert_eq!(raw_body(&request(Some("e30="), true)).unwrap(), b"{}");
+        assert_eq!(
+            raw_body(&request(Some("%%%"), true)),
+            Err(BodyError::BadBase64)
+        );
+        assert_eq!(raw_body(&request(None, false)).unwrap(), b"");
+    }
+
+    #[test]
+    fn error_bodies_are_json() {
+        let response = error_response(400, "bad");
+        assert_eq!(response.status_code, 400);
+        let Some(Body::Text(text)) = response.body else {
+            panic!("text body expected")
+        };
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap()["error"],
+            "bad"
+        );
+    }
+}

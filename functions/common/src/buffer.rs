@@ -1,0 +1,535 @@
+//! The webhook buffer: the spigot queue (FIFO or standard), its DLQ, and the payload
+//! bucket that holds bodies too large for a message and the delivery-id markers.
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+};
+use bytes::Bytes;
+
+use crate::aws::error_text;
+use crate::config::BufferConfig;
+use crate::envelope::{sha256_hex, Envelope, EnvelopeBody, EnvelopeError};
+
+/// SQS takes 1 MiB since 2025-08 (when the queue's MaximumMessageSize says so); stay well
+/// under it so message attributes and a DLQ move still fit.
+pub const INLINE_LIMIT_BYTES: usize = 900 * 1024;
+/// One message group: replays leave in arrival order on a FIFO queue.
+const MESSAGE_GROUP: &str = "webhooks";
+const PAYLOAD_PREFIX: &str = "payloads/";
+const DELIVERY_PREFIX: &str = "deliveries/";
+pub const REASON_ATTRIBUTE: &str = "spigot_reason";
+pub const STATUS_ATTRIBUTE: &str = "spigot_status";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BufferError {
+    #[error("cannot store the payload in s3://{bucket}: {reason}")]
+    PayloadStore { bucket: String, reason: String },
+    #[error("cannot read the payload s3://{bucket}/{key}: {reason}")]
+    PayloadRead {
+        bucket: String,
+        key: String,
+        reason: String,
+        /// The object is gone (expired or deleted): retrying will not help.
+        missing: bool,
+    },
+    #[error("payload s3://{bucket}/{key} does not match its sha256 or size")]
+    PayloadCorrupt { bucket: String, key: String },
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error("queue {queue}: {reason}")]
+    Queue { queue: String, reason: String },
+    #[error("no DLQ configured (SPIGOT_DLQ_URL)")]
+    NoDeadLetterQueue,
+}
+
+/// Whether a delivery id was seen before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    First,
+    Duplicate,
+    /// The marker store failed; the request goes on without deduplication rather than
+    /// being lost.
+    Unknown,
+}
+
+/// A message received from the queue.
+#[derive(Debug, Clone)]
+pub struct QueuedHook {
+    pub message_id: String,
+    pub receipt_handle: String,
+    /// The raw message body, kept for a move to the DLQ.
+    pub raw: String,
+    pub envelope: Result<Envelope, String>,
+    pub receive_count: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueDepth {
+    pub visible: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+}
+
+impl QueueDepth {
+    pub fn total(&self) -> u64 {
+        self.visible + self.in_flight + self.delayed
+    }
+}
+
+#[derive(Clone)]
+pub struct WebhookBuffer {
+    sqs: aws_sdk_sqs::Client,
+    s3: aws_sdk_s3::Client,
+    config: BufferConfig,
+    inline_limit: usize,
+}
+
+impl WebhookBuffer {
+    pub fn new(sqs: aws_sdk_sqs::Client, s3: aws_sdk_s3::Client, config: BufferConfig) -> Self {
+        Self {
+            sqs,
+            s3,
+            config,
+            inline_limit: INLINE_LIMIT_BYTES,
+        }
+    }
+
+    pub fn config(&self) -> &BufferConfig {
+        &self.config
+    }
+
+    /// Put-if-absent of a marker for the delivery id; lifecycle rules expire the markers.
+    pub async fn claim_delivery(&self, delivery_id: &str) -> Claim {
+        let result = self
+            .s3
+            .put_object()
+            .bucket(&self.config.payload_bucket)
+            .key(format!("{DELIVERY_PREFIX}{delivery_id}"))
+            .if_none_match("*")
+            .body(ByteStream::from_static(b""))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Claim::First,
+            // 412: the marker exists; 409: a concurrent put of the same marker is in flight.
+            Err(err)
+                if matches!(
+                    err.raw_response().map(|r| r.status().as_u16()),
+                    Some(412 | 409)
+                ) =>
+            {
+                Claim::Duplicate
+            }
+            Err(err) => {
+                tracing::warn!(error = %error_text(&err), "delivery marker store failed; not deduplicating");
+                Claim::Unknown
+            }
+        }
+    }
+
+    /// Forgets a claimed delivery id, so that a redelivery of a request we did not keep
+    /// is not mistaken for a duplicate.
+    pub async fn release_delivery(&self, delivery_id: &str) {
+        let result = self
+            .s3
+            .delete_object()
+            .bucket(&self.config.payload_bucket)
+            .key(format!("{DELIVERY_PREFIX}{delivery_id}"))
+            .send()
+            .await;
+        if let Err(err) = result {
+            tracing::warn!(error = %error_text(&err), "cannot remove a delivery marker");
+        }
+    }
+
+    /// Stores the envelope: inline when it fits a message, otherwise the body goes to the
+    /// payload bucket first and the envelope points at it.
+    pub async fn enqueue(&self, mut envelope: Envelope) -> Result<Envelope, BufferError> {
+        let mut message = envelope.to_message();
+        let mut spilled_key = None;
+        if message.len() > self.inline_limit {
+            let body = envelope
+                .inline_body()
+                .expect("a new envelope carries its body inline")?;
+            let key = format!("{PAYLOAD_PREFIX}{}", envelope.id);
+            self.s3
+                .put_object()
+                .bucket(&self.config.payload_bucket)
+                .key(&key)
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await
+                .map_err(|err| BufferError::PayloadStore {
+                    bucket: self.config.payload_bucket.clone(),
+                    reason: error_text(&err),
+                })?;
+            envelope.body = EnvelopeBody::S3 {
+                bucket: self.config.payload_bucket.clone(),
+                key: key.clone(),
+                size: body.len() as u64,
+                sha256: sha256_hex(&body),
+            };
+            message = envelope.to_message();
+            spilled_key = Some(key);
+        }
+        if let Err(err) = self
+            .send(&self.config.queue_url, &message, &envelope.id, &[])
+            .await
+        {
+            if let Some(key) = spilled_key {
+                self.delete_payload(&self.config.payload_bucket, &key).await;
+            }
+            return Err(err);
+        }
+        Ok(envelope)
+    }
+
+    async fn send(
+        &self,
+        queue_url: &str,
+        message: &str,
+        dedup_id: &str,
+        attributes: &[(&str, MessageAttributeValue)],
+    ) -> Result<(), BufferError> {
+        let mut request = self
+            .sqs
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(message);
+        if is_fifo(queue_url) {
+            request = request
+                .message_group_id(MESSAGE_GROUP)
+                .message_deduplication_id(dedup_id);
+        }
+        for (name, value) in attributes {
+            request = request.message_attributes(*name, value.clone());
+        }
+        request.send().await.map_err(|err| BufferError::Queue {
+            queue: queue_url.into(),
+            reason: error_text(&err),
+        })?;
+        Ok(())
+    }
+
+    /// Receives up to `max` (≤ 10) messages, hidden for `visibility_secs`.
+    pub async fn receive(
+        &self,
+        max: i32,
+        visibility_secs: i32,
+        wait_secs: i32,
+    ) -> Result<Vec<QueuedHook>, BufferError> {
+        receive_from(
+            &self.sqs,
+            &self.config.queue_url,
+            max,
+            visibility_secs,
+            wait_secs,
+        )
+        .await
+    }
+
+    /// The body bytes of a received envelope, fetched from S3 when spilled; checked
+    /// against the recorded size and sha256.
+    pub async fn load_body(&self, envelope: &Envelope) -> Result<Bytes, BufferError> {
+        match &envelope.body {
+            EnvelopeBody::Inline { .. } => {
+                Ok(Bytes::from(envelope.inline_body().expect("inline body")?))
+            }
+            EnvelopeBody::S3 {
+                bucket,
+                key,
+                size,
+                sha256,
+            } => {
+                let read_error = |reason: String, missing: bool| BufferError::PayloadRead {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    reason,
+                    missing,
+                };
+                let object = self
+                    .s3
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|err| {
+                        let missing = err.as_service_error().is_some_and(|e| e.is_no_such_key());
+                        read_error(error_text(&err), missing)
+                    })?;
+                let bytes = object
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| read_error(e.to_string(), false))?
+                    .into_bytes();
+                if bytes.len() as u64 != *size || sha256_hex(&bytes) != *sha256 {
+                    return Err(BufferError::PayloadCorrupt {
+                        bucket: bucket.clone(),
+                        key: key.clone(),
+                    });
+                }
+                Ok(bytes)
+            }
+        }
+    }
+
+    /// Deletes delivered messages (batch delete), then their spilled bodies. Returns the
+    /// message ids that are gone from the queue.
+    pub async fn delete(&self, hooks: &[&QueuedHook]) -> Result<Vec<String>, BufferError> {
+        let deleted = delete_from(&self.sqs, &self.config.queue_url, hooks).await?;
+        for hook in hooks.iter().filter(|h| deleted.contains(&h.message_id)) {
+            if let Ok(Envelope {
+                body: EnvelopeBody::S3 { bucket, key, .. },
+                ..
+            }) = &hook.envelope
+            {
+                self.delete_payload(bucket, key).await;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Makes received but unprocessed messages visible again at once.
+    pub async fn release(&self, hooks: &[&QueuedHook]) -> Result<(), BufferError> {
+        for chunk in hooks.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, hook)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&hook.receipt_handle)
+                        .visibility_timeout(0)
+                        .build()
+                        .expect("id and receipt handle are set")
+                })
+                .collect::<Vec<_>>();
+            self.sqs
+                .change_message_visibility_batch()
+                .queue_url(&self.config.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|err| BufferError::Queue {
+                    queue: self.config.queue_url.clone(),
+                    reason: error_text(&err),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Moves a message the target refused (poison) to the DLQ with the reason and status
+    /// as message attributes, then deletes it from the main queue.
+    pub async fn dead_letter(
+        &self,
+        hook: &QueuedHook,
+        reason: &str,
+        status: Option<u16>,
+    ) -> Result<(), BufferError> {
+        let dlq = self
+            .config
+            .dlq_url
+            .as_deref()
+            .ok_or(BufferError::NoDeadLetterQueue)?;
+        let mut attributes = vec![(REASON_ATTRIBUTE, string_attribute(&truncate(reason, 1024)))];
+        if let Some(status) = status {
+            attributes.push((
+                STATUS_ATTRIBUTE,
+                MessageAttributeValue::builder()
+                    .data_type("Number")
+                    .string_value(status.to_string())
+                    .build()
+                    .expect("data type is set"),
+            ));
+        }
+        self.send(dlq, &hook.raw, &hook.message_id, &attributes)
+            .await?;
+        delete_from(&self.sqs, &self.config.queue_url, &[hook]).await?;
+        Ok(())
+    }
+
+    pub async fn depth(&self) -> Result<QueueDepth, BufferError> {
+        queue_depth(&self.sqs, &self.config.queue_url).await
+    }
+
+    pub async fn dlq_depth(&self) -> Result<QueueDepth, BufferError> {
+        let dlq = self
+            .config
+            .dlq_url
+            .as_deref()
+            .ok_or(BufferError::NoDeadLetterQueue)?;
+        queue_depth(&self.sqs, dlq).await
+    }
+
+    /// Receives from the DLQ (for redrive and listing).
+    pub async fn receive_dead_letters(
+        &self,
+        max: i32,
+        visibility_secs: i32,
+    ) -> Result<Vec<QueuedHook>, BufferError> {
+        let dlq = self
+            .config
+            .dlq_url
+            .as_deref()
+            .ok_or(BufferError::NoDeadLetterQueue)?;
+        receive_from(&self.sqs, dlq, max, visibility_secs, 0).await
+    }
+
+    /// Moves one DLQ message back to the main queue: send, then delete from the DLQ.
+    pub async fn redrive(&self, hook: &QueuedHook) -> Result<(), BufferError> {
+        let dlq = self
+            .config
+            .dlq_url
+            .as_deref()
+            .ok_or(BufferError::NoDeadLetterQueue)?;
+        // A fresh dedup id: the original one may still be inside FIFO's 5-minute window.
+        let dedup_id = format!("redrive-{}", hook.message_id);
+        self.send(&self.config.queue_url, &hook.raw, &dedup_id, &[])
+            .await?;
+        delete_from(&self.sqs, dlq, &[hook]).await?;
+        Ok(())
+    }
+
+    async fn delete_payload(&self, bucket: &str, key: &str) {
+        if let Err(err) = self.s3.delete_object().bucket(bucket).key(key).send().await {
+            // The lifecycle rule removes it later; a leftover costs storage, not data.
+            tracing::warn!(bucket, key, error = %error_text(&err), "cannot delete a payload");
+        }
+    }
+}
+
+pub fn is_fifo(queue_url: &str) -> bool {
+    queue_url.ends_with(".fifo")
+}
+
+fn string_attribute(value: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("data type is set")
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => text[..end].to_string(),
+        None => text.to_string(),
+    }
+}
+
+async fn receive_from(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    max: i32,
+    visibility_secs: i32,
+    wait_secs: i32,
+) -> Result<Vec<QueuedHook>, BufferError> {
+    let output = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(max.clamp(1, 10))
+        .visibility_timeout(visibility_secs)
+        .wait_time_seconds(wait_secs)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .map_err(|err| BufferError::Queue {
+            queue: queue_url.into(),
+            reason: error_text(&err),
+        })?;
+    Ok(output
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|message| {
+            let receive_count = message
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let raw = message.body.unwrap_or_default();
+            Some(QueuedHook {
+                message_id: message.message_id?,
+                receipt_handle: message.receipt_handle?,
+                envelope: Envelope::from_message(&raw).map_err(|e| e.to_string()),
+                raw,
+                receive_count,
+            })
+        })
+        .collect())
+}
+
+async fn delete_from(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    hooks: &[&QueuedHook],
+) -> Result<Vec<String>, BufferError> {
+    let mut deleted = Vec::with_capacity(hooks.len());
+    for chunk in hooks.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, hook)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&hook.receipt_handle)
+                    .build()
+                    .expect("id and receipt handle are set")
+            })
+            .collect::<Vec<_>>();
+        let output = sqs
+            .delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|err| BufferError::Queue {
+                queue: queue_url.into(),
+                reason: error_text(&err),
+            })?;
+        for ok in output.successful() {
+            if let Some(hook) = ok.id().parse::<usize>().ok().and_then(|i| chunk.get(i)) {
+                deleted.push(hook.message_id.clone());
+            }
+        }
+        for failed in output.failed() {
+            tracing::warn!(code = failed.code(), message = ?failed.message(), "delete failed; the message will be delivered again");
+        }
+    }
+    Ok(deleted)
+}
+
+async fn queue_depth(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> Result<QueueDepth, BufferError> {
+    let output = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .map_err(|err| BufferError::Queue {
+            queue: queue_url.into(),
+            reason: error_text(&err),
+        })?;
+    let read = |name: QueueAttributeName| {
+        output
+            .attributes()
+            .and_then(|a| a.get(&name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(QueueDepth {
+        visible: read(QueueAttributeName::ApproximateNumberOfMessages),
+        in_flight: read(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        delayed: read(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+    })
+}

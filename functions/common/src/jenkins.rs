@@ -1,0 +1,202 @@
+//! Jenkins as the webhook target: forwarding a request, probing that Jenkins answers,
+//! and telling "the request is wrong" apart from "Jenkins is not able right now".
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::config::TargetConfig;
+use crate::secrets::JenkinsCredentials;
+
+/// How the target took a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// 2xx or 3xx: done.
+    Accepted { status: u16 },
+    /// The request itself is wrong: sending it again cannot help.
+    Rejected { status: u16, body: String },
+    /// May be the target's state (down, restarting, overloaded, misconfigured): keep the
+    /// request and try later.
+    Unavailable { reason: String, status: Option<u16> },
+}
+
+/// Status codes that say the request itself is wrong. Everything else that is not a
+/// success may be the target's state: a restarting Jenkins answers 404 or 503, a
+/// credentials mix-up 401/403, so those requests are kept, not refused.
+const REQUEST_IS_WRONG: [u16; 5] = [400, 405, 413, 415, 422];
+
+pub fn classify(status: u16, body: impl FnOnce() -> String) -> Delivery {
+    match status {
+        200..=399 => Delivery::Accepted { status },
+        s if REQUEST_IS_WRONG.contains(&s) => Delivery::Rejected {
+            status,
+            body: body(),
+        },
+        _ => Delivery::Unavailable {
+            reason: format!("target answered {status}"),
+            status: Some(status),
+        },
+    }
+}
+
+/// One HTTP request to send to the target.
+#[derive(Debug, Clone)]
+pub struct OutgoingRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a [(String, String)],
+    pub headers: &'a [(String, String)],
+    pub body: Bytes,
+}
+
+/// Longest part of a refusal's body kept for the sender and the DLQ attributes.
+const MAX_ERROR_BODY: usize = 2048;
+
+#[derive(Clone)]
+pub struct JenkinsTarget {
+    client: reqwest::Client,
+    config: TargetConfig,
+    credentials: Option<JenkinsCredentials>,
+}
+
+impl JenkinsTarget {
+    pub fn new(config: TargetConfig, credentials: Option<JenkinsCredentials>) -> Self {
+        let client = reqwest::Client::builder()
+            // A redirect is an answer; following it would re-send the body elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(3)))
+            .build()
+            .expect("the TLS backend initialises");
+        Self {
+            client,
+            config,
+            credentials,
+        }
+    }
+
+    pub fn config(&self) -> &TargetConfig {
+        &self.config
+    }
+
+    /// The target path for a request: the configured path for `/webhook`, or the
+    /// remainder after `/webhook/` so any Jenkins endpoint can sit behind the spigot.
+    pub fn path_for(&self, proxy_remainder: Option<&str>) -> String {
+        match proxy_remainder {
+            Some(rest) if !rest.is_empty() => format!("/{}", rest.trim_start_matches('/')),
+            _ => self.config.path.clone(),
+        }
+    }
+
+    /// Sends the request with its headers and body bytes untouched, within the timeout.
+    pub async fn forward(&self, request: &OutgoingRequest<'_>) -> Delivery {
+        let Ok(method) = reqwest::Method::from_bytes(request.method.as_bytes()) else {
+            return Delivery::Rejected {
+                status: 405,
+                body: format!("method {:?} cannot be sent", request.method),
+            };
+        };
+        let url = format!("{}{}", self.config.url, request.path);
+        let mut builder = self.client.request(method, &url);
+        if !request.query.is_empty() {
+            builder = builder.query(request.query);
+        }
+        for (name, value) in request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        if let Some(creds) = &self.credentials {
+            builder = builder.basic_auth(&creds.username, Some(creds.api_token.expose()));
+        }
+        match builder.body(request.body.clone()).send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                match classify(status, String::new) {
+                    Delivery::Rejected { .. } => {
+                        let text = response.text().await.unwrap_or_default();
+                        Delivery::Rejected {
+                            status,
+                            body: truncate_chars(&text, MAX_ERROR_BODY),
+                        }
+                    }
+                    other => other,
+                }
+            }
+            Err(err) => Delivery::Unavailable {
+                reason: describe_transport_error(&err),
+                status: None,
+            },
+        }
+    }
+
+    /// Does the target answer? A GET on the health path with the same credentials as the
+    /// replays: wrong credentials (401) count as down, so a drain does not burn receive
+    /// counts on requests that would all be refused.
+    pub async fn probe(&self) -> Result<u16, String> {
+        let url = format!("{}{}", self.config.url, self.config.health_path);
+        let mut builder = self.client.get(&url);
+        if let Some(creds) = &self.credentials {
+            builder = builder.basic_auth(&creds.username, Some(creds.api_token.expose()));
+        }
+        match builder.send().await {
+            Ok(response) if response.status().as_u16() < 400 => Ok(response.status().as_u16()),
+            Ok(response) => Err(format!("target answered {}", response.status().as_u16())),
+            Err(err) => Err(describe_transport_error(&err)),
+        }
+    }
+}
+
+/// Says what went wrong. reqwest's own message names the URL, whose query may hold a
+/// trigger token, so only the kind and the underlying causes are reported.
+fn describe_transport_error(err: &reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "unreachable"
+    } else {
+        "request failed"
+    };
+    let mut text = format!("target {kind}");
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_statuses() {
+        assert_eq!(
+            classify(200, String::new),
+            Delivery::Accepted { status: 200 }
+        );
+        assert_eq!(
+            classify(302, String::new),
+            Delivery::Accepted { status: 302 }
+        );
+        for wrong in [400, 405, 413, 415, 422] {
+            assert!(
+                matches!(classify(wrong, String::new), Delivery::Rejected { .. }),
+                "{wrong}"
+            );
+        }
+        for state in [401, 403, 404, 408, 409, 429, 500, 502, 503, 504] {
+            assert!(
+                matches!(classify(state, String::new), Delivery::Unavailable { status: Some(s), .. } if s == state),
+                "{state}"
+            );
+        }
+    }
+}

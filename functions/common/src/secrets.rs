@@ -1,0 +1,163 @@
+//! Secrets from the credentials bucket, or from the environment when no bucket is set.
+//! A [`Secret`] never prints its value, so it cannot leak through `Debug` into a log.
+
+use serde::Deserialize;
+
+use crate::config::optional;
+
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// `github.json` in the credentials bucket.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GithubSecrets {
+    #[serde(default)]
+    pub webhook_secrets: Vec<Secret>,
+}
+
+/// `jenkins.json` in the credentials bucket: a user and its API token (Basic auth; API
+/// tokens need no CSRF crumb).
+#[derive(Debug, Clone, Deserialize)]
+pub struct JenkinsCredentials {
+    pub username: String,
+    pub api_token: Secret,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("cannot read s3://{bucket}/{key}: {reason}")]
+    Read {
+        bucket: String,
+        key: String,
+        reason: String,
+    },
+    #[error("s3://{bucket}/{key} is not valid JSON of the expected shape: {reason}")]
+    Shape {
+        bucket: String,
+        key: String,
+        reason: String,
+    },
+}
+
+/// Reads a JSON object from the credentials bucket; a missing object is `None`.
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<T>, SecretsError> {
+    let read_error = |reason: String| SecretsError::Read {
+        bucket: bucket.into(),
+        key: key.into(),
+        reason,
+    };
+    let object = match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(object) => object,
+        Err(err) => {
+            if err.as_service_error().is_some_and(|e| e.is_no_such_key()) {
+                return Ok(None);
+            }
+            return Err(read_error(crate::aws::error_text(&err)));
+        }
+    };
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| read_error(e.to_string()))?
+        .into_bytes();
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        // serde's message names the position, never the secret value itself.
+        .map_err(|e| SecretsError::Shape {
+            bucket: bucket.into(),
+            key: key.into(),
+            reason: e.to_string(),
+        })
+}
+
+/// The spigot's secrets: webhook secrets (several during a rotation) and Jenkins credentials.
+#[derive(Debug, Clone, Default)]
+pub struct SpigotSecrets {
+    pub github: GithubSecrets,
+    pub jenkins: Option<JenkinsCredentials>,
+}
+
+impl SpigotSecrets {
+    /// From `CREDENTIALS_BUCKET` when set, else `GITHUB_WEBHOOK_SECRETS`, `JENKINS_USERNAME`
+    /// and `JENKINS_API_TOKEN`.
+    pub async fn load(s3: &aws_sdk_s3::Client) -> Result<Self, SecretsError> {
+        match optional("CREDENTIALS_BUCKET") {
+            Some(bucket) => Self::from_bucket(s3, &bucket).await,
+            None => Ok(Self::from_env()),
+        }
+    }
+
+    pub async fn from_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Self, SecretsError> {
+        let github = read_json::<GithubSecrets>(s3, bucket, "github.json").await?;
+        if github.is_none() {
+            tracing::warn!(
+                bucket,
+                "no github.json in the credentials bucket: webhook signatures are not checked"
+            );
+        }
+        Ok(Self {
+            github: github.unwrap_or_default(),
+            jenkins: read_json(s3, bucket, "jenkins.json").await?,
+        })
+    }
+
+    pub fn from_env() -> Self {
+        let webhook_secrets = optional("GITHUB_WEBHOOK_SECRETS")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(Secret::new)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let jenkins = match (optional("JENKINS_USERNAME"), optional("JENKINS_API_TOKEN")) {
+            (Some(username), Some(token)) => Some(JenkinsCredentials {
+                username,
+                api_token: Secret::new(token),
+            }),
+            _ => None,
+        };
+        Self {
+            github: GithubSecrets { webhook_secrets },
+            jenkins,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let creds = JenkinsCredentials {
+            username: "ci".into(),
+            api_token: Secret::new("hunter2"),
+        };
+        let printed = format!("{creds:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("ci"));
+    }
+}

@@ -1,0 +1,34 @@
+use aws_lambda_events::apigw::ApiGatewayProxyRequest;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use process_webhooks::{handle_request, Deps};
+use spigot_common::buffer::WebhookBuffer;
+use spigot_common::config::{BufferConfig, TargetConfig};
+use spigot_common::secrets::SpigotSecrets;
+use spigot_common::{aws, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init_tracing();
+    let sdk = aws::sdk_config().await;
+    let s3 = aws::s3_client(&sdk);
+    let secrets = SpigotSecrets::load(&s3).await?;
+    let deps = Deps {
+        buffer: WebhookBuffer::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            s3,
+            BufferConfig::from_env()?,
+        ),
+        target: spigot_common::jenkins::JenkinsTarget::new(
+            TargetConfig::from_env()?,
+            secrets.jenkins,
+        ),
+        webhook_secrets: secrets.github.webhook_secrets,
+    };
+    let deps = &deps;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayProxyRequest>| async move {
+            Ok::<_, Error>(handle_request(deps, event.payload).await)
+        },
+    ))
+    .await
+}

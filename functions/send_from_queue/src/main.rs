@@ -1,0 +1,51 @@
+use std::time::{Duration, Instant, SystemTime};
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use send_from_queue::{handle_event, Deps};
+use serde_json::Value;
+use spigot_common::buffer::WebhookBuffer;
+use spigot_common::config::{parse_or, BufferConfig, StageConfig, TargetConfig};
+use spigot_common::jenkins::JenkinsTarget;
+use spigot_common::secrets::SpigotSecrets;
+use spigot_common::state::Stage;
+use spigot_common::{aws, telemetry};
+
+/// Time kept back from the invocation's deadline for the final delete, release and report.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init_tracing();
+    let sdk = aws::sdk_config().await;
+    let s3 = aws::s3_client(&sdk);
+    let secrets = SpigotSecrets::load(&s3).await?;
+    let deps = Deps {
+        stage: Stage::new(
+            aws_sdk_apigateway::Client::new(&sdk),
+            StageConfig::from_env()?,
+        ),
+        buffer: WebhookBuffer::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            s3,
+            BufferConfig::from_env()?,
+        ),
+        target: JenkinsTarget::new(TargetConfig::from_env()?, secrets.jenkins),
+        concurrency: parse_or("DRAIN_CONCURRENCY", 1usize)?,
+    };
+    let deps = &deps;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let deadline = Some(deadline_instant(event.context.deadline));
+        let summary = handle_event(deps, event.payload, deadline).await?;
+        Ok::<_, Error>(serde_json::to_value(summary)?)
+    }))
+    .await
+}
+
+/// The runtime gives the deadline in epoch milliseconds; the drain works with `Instant`.
+fn deadline_instant(deadline_ms: u64) -> Instant {
+    let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    let left = deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
+}
