@@ -1,6 +1,8 @@
 //! The webhook buffer: the spigot queue (FIFO or standard), its DLQ, and the payload
 //! bucket that holds bodies too large for a message and the delivery-id markers.
 
+use std::collections::HashMap;
+
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
@@ -63,6 +65,9 @@ pub struct QueuedHook {
     pub raw: String,
     pub envelope: Result<Envelope, String>,
     pub receive_count: u32,
+    /// The message attributes that carry a string value (String and Number types), e.g.
+    /// [`REASON_ATTRIBUTE`] and [`STATUS_ATTRIBUTE`] on a dead letter.
+    pub attributes: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -295,31 +300,7 @@ impl WebhookBuffer {
 
     /// Makes received but unprocessed messages visible again at once.
     pub async fn release(&self, hooks: &[&QueuedHook]) -> Result<(), BufferError> {
-        for chunk in hooks.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, hook)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(&hook.receipt_handle)
-                        .visibility_timeout(0)
-                        .build()
-                        .expect("id and receipt handle are set")
-                })
-                .collect::<Vec<_>>();
-            self.sqs
-                .change_message_visibility_batch()
-                .queue_url(&self.config.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|err| BufferError::Queue {
-                    queue: self.config.queue_url.clone(),
-                    reason: error_text(&err),
-                })?;
-        }
-        Ok(())
+        release_from(&self.sqs, &self.config.queue_url, hooks).await
     }
 
     /// Moves a message the target refused (poison) to the DLQ with the reason and status
@@ -377,6 +358,16 @@ impl WebhookBuffer {
             .as_deref()
             .ok_or(BufferError::NoDeadLetterQueue)?;
         receive_from(&self.sqs, dlq, max, visibility_secs, 0).await
+    }
+
+    /// Makes DLQ messages received for a listing visible again at once.
+    pub async fn release_dead_letters(&self, hooks: &[&QueuedHook]) -> Result<(), BufferError> {
+        let dlq = self
+            .config
+            .dlq_url
+            .as_deref()
+            .ok_or(BufferError::NoDeadLetterQueue)?;
+        release_from(&self.sqs, dlq, hooks).await
     }
 
     /// Moves one DLQ message back to the main queue: send, then delete from the DLQ.
@@ -452,6 +443,12 @@ async fn receive_from(
                 .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
+            let attributes = message
+                .message_attributes
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(name, value)| Some((name, value.string_value?)))
+                .collect();
             let raw = message.body.unwrap_or_default();
             Some(QueuedHook {
                 message_id: message.message_id?,
@@ -459,9 +456,41 @@ async fn receive_from(
                 envelope: Envelope::from_message(&raw).map_err(|e| e.to_string()),
                 raw,
                 receive_count,
+                attributes,
             })
         })
         .collect())
+}
+
+async fn release_from(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    hooks: &[&QueuedHook],
+) -> Result<(), BufferError> {
+    for chunk in hooks.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, hook)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&hook.receipt_handle)
+                    .visibility_timeout(0)
+                    .build()
+                    .expect("id and receipt handle are set")
+            })
+            .collect::<Vec<_>>();
+        sqs.change_message_visibility_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|err| BufferError::Queue {
+                queue: queue_url.into(),
+                reason: error_text(&err),
+            })?;
+    }
+    Ok(())
 }
 
 async fn delete_from(
