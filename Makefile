@@ -1,0 +1,100 @@
+# spigot — developer entry points. GNU make; run `make help` for the list.
+#
+# Python-side tools (moto, SAM CLI, cfn-lint, cargo-lambda + zig, osmem-server) live in
+# .venv, installed from requirements-dev.txt; nothing is installed globally.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules
+
+PYTHON ?= python3
+VENV := .venv
+VENV_BIN := $(CURDIR)/$(VENV)/bin
+VENV_STAMP := $(VENV)/.installed-requirements-dev
+
+# Lambda function binaries (one crate each under functions/).
+FUNCTIONS := process_webhooks send_from_queue
+LAMBDA_TARGET := aarch64-unknown-linux-gnu
+
+# AWS tooling runs offline here: dummy credentials, a fixed region, no telemetry.
+AWS_OFFLINE := AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
+export SAM_CLI_TELEMETRY := 0
+
+# CI (CI=true) runs the nextest `ci` profile from .config/nextest.toml.
+ifneq ($(filter true 1,$(CI)),)
+export NEXTEST_PROFILE ?= ci
+endif
+
+.PHONY: help venv targets demo lint lint-template lint-rust test bench build deploy clean distclean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
+	  | awk 'BEGIN {FS = ":.*## "} {printf "  make %-14s %s\n", $$1, $$2}'
+
+# ------------------------------------------------------------------ setup
+
+venv: $(VENV_STAMP) ## create .venv with the pinned Python-side tools
+
+# Reinstalls only when requirements-dev.txt changes (or the venv is broken).
+$(VENV_STAMP): requirements-dev.txt
+	@if ! $(VENV)/bin/python -c 'import sys' 2>/dev/null; then \
+	  echo "==> creating $(VENV)"; rm -rf $(VENV); $(PYTHON) -m venv $(VENV); \
+	fi
+	@echo "==> installing requirements-dev.txt into $(VENV)"
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+targets: ## add the Rust target Lambda arm64 builds need
+	rustup target add $(LAMBDA_TARGET)
+
+# ------------------------------------------------------------------ run
+
+demo: venv ## the spigot on one machine through a Jenkins maintenance window; exits 0 when nothing is lost
+	SPIGOT_VENV=$(CURDIR)/$(VENV) cargo run --quiet -p spigot-tests --bin spigot_demo
+
+# ------------------------------------------------------------------ checks
+
+lint: lint-template lint-rust ## sam validate + cfn-lint + rustfmt + clippy
+
+lint-template: venv
+	@echo "==> sam validate"
+	$(AWS_OFFLINE) $(VENV_BIN)/sam validate --region us-east-1 --template template.yaml
+	@echo "==> cfn-lint"
+	$(AWS_OFFLINE) $(VENV_BIN)/cfn-lint template.yaml
+
+lint-rust:
+	@echo "==> cargo fmt --check"
+	cargo fmt --all -- --check
+	@echo "==> cargo clippy"
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test: venv lint ## lint, then every test (the tests start moto from .venv themselves)
+	@echo "==> cargo nextest ($${NEXTEST_PROFILE:-default} profile)"
+	SPIGOT_VENV=$(CURDIR)/$(VENV) cargo nextest run --workspace --no-fail-fast
+
+bench: venv targets ## benchmarks: prints a table, never fails the build on a missed target
+	SPIGOT_VENV=$(CURDIR)/$(VENV) PATH="$(VENV_BIN):$$PATH" scripts/bench.sh
+
+# ------------------------------------------------------------------ build and deploy
+
+# cargo-lambda cross-compiles with zig from the ziglang wheel: .venv/bin goes first on
+# PATH so that it finds both (it runs `python3 -m ziglang`).
+build: venv targets ## release arm64 Lambda zips: target/lambda/<function>/bootstrap.zip
+	PATH="$(VENV_BIN):$$PATH" cargo lambda build --release --arm64 --output-format zip \
+	  $(addprefix -p ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do ls -l "$${CARGO_TARGET_DIR:-target}/lambda/$$f/bootstrap.zip"; done
+
+deploy: venv targets ## sam build && sam deploy --guided (needs AWS credentials)
+	PATH="$(VENV_BIN):$$PATH" sam build
+	PATH="$(VENV_BIN):$$PATH" sam deploy --guided
+
+# ------------------------------------------------------------------ housekeeping
+
+clean: ## remove SAM and cargo-lambda build output
+	rm -rf .aws-sam target/lambda
+
+distclean: clean ## also remove .venv and target/
+	rm -rf $(VENV)
+	cargo clean

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""Writes the sample events under events/ (see events/README.md).
+
+The push body, delivery ids and the HMAC signatures are kept consistent here: edit this
+script and run it again (`python3 scripts/gen-events.py`) rather than the JSON files.
+Signatures use the test secret below, so a test that configures
+GITHUB_WEBHOOK_SECRETS=spigot-test-secret sees valid deliveries.
+"""
+
+import base64
+import copy
+import hashlib
+import hmac
+import json
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+
+TEST_SECRET = b"spigot-test-secret"
+API_ID = "a1b2c3d4e5"
+REGION = "us-east-1"
+HOST = f"{API_ID}.execute-api.{REGION}.amazonaws.com"
+HOOK_ID = "512345678"
+
+PUSH = {
+    "ref": "refs/heads/main",
+    "before": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+    "after": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
+    "repository": {
+        "id": 186853002,
+        "node_id": "MDEwOlJlcG9zaXRvcnkxODY4NTMwMDI=",
+        "name": "widgets",
+        "full_name": "example-org/widgets",
+        "private": False,
+        "owner": {
+            "name": "example-org",
+            "login": "example-org",
+            "id": 21031067,
+            "type": "Organization",
+        },
+        "html_url": "https://github.com/example-org/widgets",
+        "url": "https://github.com/example-org/widgets",
+        "clone_url": "https://github.com/example-org/widgets.git",
+        "ssh_url": "git@github.com:example-org/widgets.git",
+        "default_branch": "main",
+        "pushed_at": 1763783400,
+    },
+    "pusher": {"name": "octocat", "email": "octocat@example.com"},
+    "organization": {"login": "example-org", "id": 21031067},
+    "sender": {"login": "octocat", "id": 583231, "type": "User"},
+    "created": False,
+    "deleted": False,
+    "forced": False,
+    "base_ref": None,
+    "compare": "https://github.com/example-org/widgets/compare/6113728f27ae...0d1a26e67d8f",
+    "commits": [
+        {
+            "id": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
+            "tree_id": "f9d2a07e9488b91af2641b26b9407fe22a451433",
+            "distinct": True,
+            "message": "Fix the flux capacitor \u2014 again",
+            "timestamp": "2025-11-22T04:10:00+01:00",
+            "url": "https://github.com/example-org/widgets/commit/0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
+            "author": {"name": "The Octocat", "email": "octocat@example.com", "username": "octocat"},
+            "committer": {"name": "GitHub", "email": "noreply@github.com", "username": "web-flow"},
+            "added": [],
+            "removed": [],
+            "modified": ["src/flux.rs"],
+        }
+    ],
+    "head_commit": {
+        "id": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
+        "tree_id": "f9d2a07e9488b91af2641b26b9407fe22a451433",
+        "distinct": True,
+        "message": "Fix the flux capacitor \u2014 again",
+        "timestamp": "2025-11-22T04:10:00+01:00",
+        "url": "https://github.com/example-org/widgets/commit/0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
+        "author": {"name": "The Octocat", "email": "octocat@example.com", "username": "octocat"},
+        "committer": {"name": "GitHub", "email": "noreply@github.com", "username": "web-flow"},
+        "added": [],
+        "removed": [],
+        "modified": ["src/flux.rs"],
+    },
+}
+
+# GitHub sends compact JSON; ensure_ascii=False keeps the UTF-8 em dash as raw bytes,
+# which is what a byte-for-byte forward has to preserve.
+PUSH_BODY = json.dumps(PUSH, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def signatures(body: bytes) -> dict:
+    return {
+        "X-Hub-Signature": "sha1=" + hmac.new(TEST_SECRET, body, hashlib.sha1).hexdigest(),
+        "X-Hub-Signature-256": "sha256=" + hmac.new(TEST_SECRET, body, hashlib.sha256).hexdigest(),
+    }
+
+
+def github_headers(delivery: str, body: bytes, event: str = "push") -> dict:
+    headers = {
+        "Accept": "*/*",
+        "Content-Type": "application/json",
+        "Host": HOST,
+        "User-Agent": "GitHub-Hookshot/5f1b2c3",
+        "X-Amzn-Trace-Id": "Root=1-6921364a-2b1c9f0e4d3a5b6c7d8e9f01",
+        "X-Forwarded-For": "140.82.115.54",
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-Proto": "https",
+        "X-GitHub-Delivery": delivery,
+        "X-GitHub-Event": event,
+        "X-GitHub-Hook-ID": HOOK_ID,
+        "X-GitHub-Hook-Installation-Target-ID": "21031067",
+        "X-GitHub-Hook-Installation-Target-Type": "organization",
+    }
+    headers.update(signatures(body))
+    return dict(sorted(headers.items()))
+
+
+def rest_proxy_event(
+    *,
+    delivery: str,
+    body: bytes,
+    state,
+    path: str = "/webhook",
+    resource: str = "/webhook",
+    query=None,
+    path_parameters=None,
+    base64_body: bool = False,
+    body_override=None,
+    headers=None,
+) -> dict:
+    headers = headers if headers is not None else github_headers(delivery, body)
+    if body_override is not None:
+        body_text = body_override
+    elif base64_body:
+        body_text = base64.b64encode(body).decode("ascii")
+    else:
+        body_text = body.decode("utf-8")
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": "POST",
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": dict(query) if query else None,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": path_parameters,
+        "stageVariables": {"spigot_state": state} if state is not None else None,
+        "requestContext": {
+            "resourceId": "x1y2z3",
+            "resourcePath": resource,
+            "httpMethod": "POST",
+            "extendedRequestId": "Tq3pGHxkIAMEb8Q=",
+            "requestTime": "22/Nov/2025:03:10:02 +0000",
+            "path": "/prod" + path,
+            "accountId": "123456789012",
+            "protocol": "HTTP/1.1",
+            "stage": "prod",
+            "domainPrefix": API_ID,
+            "requestTimeEpoch": 1763781002123,
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "identity": {
+                "cognitoIdentityPoolId": None,
+                "accountId": None,
+                "cognitoIdentityId": None,
+                "caller": None,
+                "sourceIp": "140.82.115.54",
+                "principalOrgId": None,
+                "accessKey": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": None,
+                "userAgent": headers.get("User-Agent"),
+                "user": None,
+            },
+            "domainName": HOST,
+            "deploymentId": "k9l8m7",
+            "apiId": API_ID,
+        },
+        "body": body_text,
+        "isBase64Encoded": base64_body,
+    }
+
+
+def write(rel: str, obj: dict) -> None:
+    path = EVENTS / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
+def main() -> None:
+    pw = "process_webhooks/"
+    write(pw + "push-on.json", rest_proxy_event(
+        delivery="7e1c0a10-c74f-11f0-8a3e-5d2f1a9b0c01", body=PUSH_BODY, state="ON"))
+    write(pw + "push-off.json", rest_proxy_event(
+        delivery="7e1c0a10-c74f-11f0-8a3e-5d2f1a9b0c02", body=PUSH_BODY, state="OFF"))
+    write(pw + "proxy-path.json", rest_proxy_event(
+        delivery="7e1c0a10-c74f-11f0-8a3e-5d2f1a9b0c03", body=PUSH_BODY, state="ON",
+        path="/webhook/generic-webhook-trigger/invoke", resource="/webhook/{proxy+}",
+        query={"token": "abc"}, path_parameters={"proxy": "generic-webhook-trigger/invoke"}))
+    write(pw + "base64-body.json", rest_proxy_event(
+        delivery="7e1c0a10-c74f-11f0-8a3e-5d2f1a9b0c04", body=PUSH_BODY, state="ON",
+        base64_body=True))
+    write(pw + "bad-base64.json", rest_proxy_event(
+        delivery="7e1c0a10-c74f-11f0-8a3e-5d2f1a9b0c05", body=PUSH_BODY, state="ON",
+        base64_body=True, body_override="this is not base64 %%%"))
+    write(pw + "missing-state.json", rest_proxy_event(
+        delivery="7e1c0a10-c74f-11f0-8a3e-5d2f1a9b0c06", body=PUSH_BODY, state=None))
+    bad_sig = github_headers("7e1c0a10-c74f-11f0-8a3e-5d2f1a9b0c07", PUSH_BODY)
+    bad_sig["X-Hub-Signature-256"] = "sha256=" + "0" * 64
+    bad_sig["X-Hub-Signature"] = "sha1=" + "0" * 40
+    write(pw + "bad-signature.json", rest_proxy_event(
+        delivery="7e1c0a10-c74f-11f0-8a3e-5d2f1a9b0c07", body=PUSH_BODY, state="ON",
+        headers=bad_sig))
+
+    sfq = "send_from_queue/"
+    write(sfq + "schedule.json", {
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2025-11-22T03:11:00Z",
+        "region": REGION,
+        "resources": [
+            f"arn:aws:events:{REGION}:123456789012:rule/spigot-SendFromQueueFunctionDrain-1A2B3C4D5E6F"
+        ],
+        "detail": {},
+    })
+    write(sfq + "drain.json", {"action": "drain"})
+
+
+if __name__ == "__main__":
+    main()
