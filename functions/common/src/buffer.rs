@@ -11,8 +11,9 @@ use aws_sdk_sqs::types::{
 use bytes::Bytes;
 
 use crate::aws::error_text;
-use crate::config::BufferConfig;
+use crate::config::{BufferConfig, ConfigError};
 use crate::envelope::{sha256_hex, Envelope, EnvelopeBody, EnvelopeError};
+use crate::text::truncate;
 
 /// SQS takes 1 MiB since 2025-08 (when the queue's MaximumMessageSize says so); stay well
 /// under it so message attributes and a DLQ move still fit.
@@ -99,6 +100,15 @@ impl WebhookBuffer {
             config,
             inline_limit: INLINE_LIMIT_BYTES,
         }
+    }
+
+    /// The buffer named by `SPIGOT_QUEUE_URL`, `SPIGOT_DLQ_URL` and `PAYLOAD_BUCKET`.
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        Ok(Self::new(
+            aws_sdk_sqs::Client::new(sdk),
+            crate::aws::s3_client(sdk),
+            BufferConfig::from_env()?,
+        ))
     }
 
     pub fn config(&self) -> &BufferConfig {
@@ -403,13 +413,6 @@ fn string_attribute(value: &str) -> MessageAttributeValue {
         .string_value(value)
         .build()
         .expect("data type is set")
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((end, _)) => text[..end].to_string(),
-        None => text.to_string(),
-    }
 }
 
 async fn receive_from(

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use crate::config::TargetConfig;
 use crate::secrets::JenkinsCredentials;
+use crate::text::truncate;
 
 /// How the target took a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +116,7 @@ impl JenkinsTarget {
                         let text = response.text().await.unwrap_or_default();
                         Delivery::Rejected {
                             status,
-                            body: truncate_chars(&text, MAX_ERROR_BODY),
+                            body: truncate(&text, MAX_ERROR_BODY),
                         }
                     }
                     other => other,
@@ -163,13 +164,6 @@ fn describe_transport_error(err: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-fn truncate_chars(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_string(),
-    }
 }
 
 #[cfg(test)]

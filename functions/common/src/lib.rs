@@ -12,3 +12,4 @@ pub mod jenkins;
 pub mod secrets;
 pub mod state;
 pub mod telemetry;
+pub mod text;

@@ -3,7 +3,7 @@
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 
 use crate::aws::error_text;
-use crate::config::StageConfig;
+use crate::config::{ConfigError, StageConfig};
 
 pub const STATE_VARIABLE: &str = "spigot_state";
 
@@ -72,6 +72,14 @@ pub struct Stage {
 impl Stage {
     pub fn new(client: aws_sdk_apigateway::Client, config: StageConfig) -> Self {
         Self { client, config }
+    }
+
+    /// The stage named by `REST_API_ID` and `STAGE_NAME`.
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        Ok(Self::new(
+            aws_sdk_apigateway::Client::new(sdk),
+            StageConfig::from_env()?,
+        ))
     }
 
     pub fn config(&self) -> &StageConfig {

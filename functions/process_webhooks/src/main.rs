@@ -2,7 +2,8 @@ use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use process_webhooks::{handle_request, Deps};
 use spigot_common::buffer::WebhookBuffer;
-use spigot_common::config::{BufferConfig, TargetConfig};
+use spigot_common::config::TargetConfig;
+use spigot_common::jenkins::JenkinsTarget;
 use spigot_common::secrets::SpigotSecrets;
 use spigot_common::{aws, telemetry};
 
@@ -10,18 +11,10 @@ use spigot_common::{aws, telemetry};
 async fn main() -> Result<(), Error> {
     telemetry::init_tracing();
     let sdk = aws::sdk_config().await;
-    let s3 = aws::s3_client(&sdk);
-    let secrets = SpigotSecrets::load(&s3).await?;
+    let secrets = SpigotSecrets::load(&aws::s3_client(&sdk)).await?;
     let deps = Deps {
-        buffer: WebhookBuffer::new(
-            aws_sdk_sqs::Client::new(&sdk),
-            s3,
-            BufferConfig::from_env()?,
-        ),
-        target: spigot_common::jenkins::JenkinsTarget::new(
-            TargetConfig::from_env()?,
-            secrets.jenkins,
-        ),
+        buffer: WebhookBuffer::from_env(&sdk)?,
+        target: JenkinsTarget::new(TargetConfig::from_env()?, secrets.jenkins),
         webhook_secrets: secrets.github.webhook_secrets,
     };
     let deps = &deps;

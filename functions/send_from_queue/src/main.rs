@@ -4,7 +4,7 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use send_from_queue::{handle_event, Deps};
 use serde_json::Value;
 use spigot_common::buffer::WebhookBuffer;
-use spigot_common::config::{parse_or, BufferConfig, StageConfig, TargetConfig};
+use spigot_common::config::{parse_or, TargetConfig};
 use spigot_common::jenkins::JenkinsTarget;
 use spigot_common::secrets::SpigotSecrets;
 use spigot_common::state::Stage;
@@ -17,18 +17,10 @@ const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 async fn main() -> Result<(), Error> {
     telemetry::init_tracing();
     let sdk = aws::sdk_config().await;
-    let s3 = aws::s3_client(&sdk);
-    let secrets = SpigotSecrets::load(&s3).await?;
+    let secrets = SpigotSecrets::load(&aws::s3_client(&sdk)).await?;
     let deps = Deps {
-        stage: Stage::new(
-            aws_sdk_apigateway::Client::new(&sdk),
-            StageConfig::from_env()?,
-        ),
-        buffer: WebhookBuffer::new(
-            aws_sdk_sqs::Client::new(&sdk),
-            s3,
-            BufferConfig::from_env()?,
-        ),
+        stage: Stage::from_env(&sdk)?,
+        buffer: WebhookBuffer::from_env(&sdk)?,
         target: JenkinsTarget::new(TargetConfig::from_env()?, secrets.jenkins),
         concurrency: parse_or("DRAIN_CONCURRENCY", 1usize)?,
     };

@@ -16,6 +16,7 @@ use aws_sdk_cloudwatch::operation::get_metric_statistics::GetMetricStatisticsErr
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Statistic};
 use serde::Serialize;
+use spigot_common::text::truncate;
 
 const NAMESPACE: &str = "AWS/SQS";
 const METRIC: &str = "ApproximateAgeOfOldestMessage";
@@ -156,13 +157,6 @@ pub fn queue_name(queue_url: &str) -> &str {
         .rsplit('/')
         .next()
         .unwrap_or(queue_url)
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_string(),
-    }
 }
 
 #[cfg(test)]
