@@ -1,0 +1,16 @@
+//! The local stack: everything spigot talks to, running on one machine with no AWS
+//! account and no Docker. Tests and `make demo` build on these pieces.
+//!
+//! - [`aws_emulator`]: a moto server (SQS, S3, API Gateway, ...) from the project venv.
+//! - [`spigot_resources`]: the queue, DLQ, bucket and REST API stage that template.yaml
+//!   declares, created on the emulator.
+//! - [`jenkins`]: a sandbox Jenkins that answers like the GitHub plugin endpoint and
+//!   records every request, with switchable outages.
+//! - [`runtime_api`]: a Lambda Runtime API emulator that runs the real function binaries.
+//! - [`venv`]: where the project's Python tools live.
+
+pub mod aws_emulator;
+pub mod jenkins;
+pub mod runtime_api;
+pub mod spigot_resources;
+pub mod venv;
