@@ -24,13 +24,11 @@ use axum::Router;
 use base64::Engine as _;
 use bytes::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use sha1::Sha1;
 use sha2::Sha256;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 /// Event names the plugin accepts in `X-GitHub-Event`: the `GHEvent` enum of the
 /// github-api library it parses the header into (upper-cased). Anything else, e.g.
@@ -307,7 +305,12 @@ impl Listening {
             .fallback(handle)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(shared);
-        let task = tokio::spawn(accept_connections(listener, app, stop_requested));
+        let task = tokio::spawn(crate::http_server::accept_connections(
+            listener,
+            app,
+            stop_requested,
+            "sandbox Jenkins",
+        ));
         Listening { stop, task }
     }
 
@@ -318,43 +321,6 @@ impl Listening {
         if let Err(error) = self.task.await {
             tracing::warn!(%error, "sandbox Jenkins accept loop ended abnormally");
         }
-    }
-}
-
-/// Accepts and serves connections until asked to stop; then closes them all, so that a
-/// client holding a keep-alive connection finds Jenkins gone too.
-async fn accept_connections(
-    listener: TcpListener,
-    app: Router,
-    mut stop_requested: oneshot::Receiver<()>,
-) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = &mut stop_requested => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    connections.spawn(serve_connection(stream, app.clone()));
-                }
-                Err(error) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    tracing::warn!(%error, "sandbox Jenkins accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            // Reaps finished connections so the set does not grow forever.
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    drop(listener);
-    connections.shutdown().await;
-}
-
-async fn serve_connection(stream: TcpStream, app: Router) {
-    let connection = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
-    if let Err(error) = connection.await {
-        tracing::debug!(%error, "sandbox Jenkins connection ended with an error");
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`venv`]: where the project's Python tools live.
 
 pub mod aws_emulator;
+mod http_server;
 pub mod jenkins;
 pub mod runtime_api;
 pub mod spigot_resources;

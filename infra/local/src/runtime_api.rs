@@ -34,13 +34,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use serde_json::{json, Value};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use crate::aws_emulator::REGION;
 
@@ -196,7 +194,12 @@ impl RuntimeApi {
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .layer(DefaultBodyLimit::max(MAX_READ_BYTES))
             .with_state(Arc::clone(&shared));
-        let server = tokio::spawn(accept_connections(listener, app));
+        let server = tokio::spawn(crate::http_server::accept_connections(
+            listener,
+            app,
+            std::future::pending::<()>(),
+            "Runtime API",
+        ));
         Ok(RuntimeApi {
             address,
             shared,
@@ -600,34 +603,6 @@ fn runtime_error(status: StatusCode, error_type: &str, message: &str) -> Respons
         Json(json!({"errorType": error_type, "errorMessage": message})),
     )
         .into_response()
-}
-
-async fn accept_connections(listener: TcpListener, app: Router) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    connections.spawn(serve_connection(stream, app.clone()));
-                }
-                Err(error) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    tracing::warn!(%error, "Runtime API accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            // Reaps finished connections so the set does not grow forever.
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-}
-
-async fn serve_connection(stream: TcpStream, app: Router) {
-    let connection = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
-    if let Err(error) = connection.await {
-        tracing::debug!(%error, "Runtime API connection ended with an error");
-    }
 }
 
 #[cfg(test)]
