@@ -71,6 +71,8 @@ lint-rust:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 test: venv lint ## lint, then every test (the tests start moto from .venv themselves)
+	@echo "==> cargo build --workspace --bins (the smoke test runs the function binaries)"
+	cargo build --workspace --bins
 	@echo "==> cargo nextest ($${NEXTEST_PROFILE:-default} profile)"
 	SPIGOT_VENV=$(CURDIR)/$(VENV) cargo nextest run --workspace --no-fail-fast
 

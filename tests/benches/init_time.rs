@@ -22,7 +22,7 @@ use std::time::Duration;
 use report::{millis, percentile, print_table, Row};
 use serde_json::{json, Value};
 use spigot_local::runtime_api::{Outcome, RuntimeApi};
-use spigot_tests::{Options, Spigot};
+use spigot_tests::{fixture, workspace_root, Options, Spigot};
 use tokio::process::Command;
 
 const COLD_STARTS: usize = 20;
@@ -143,20 +143,7 @@ fn init_times(result: &ColdStarts) -> String {
 
 /// hello_lambda first: it is the baseline.
 fn subjects(spigot: &Spigot) -> Vec<Subject> {
-    let resources = &spigot.resources;
-    let function_env = vec![
-        ("AWS_ENDPOINT_URL", spigot.moto.endpoint().to_owned()),
-        ("AWS_REGION", spigot_local::aws_emulator::REGION.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-        ("TARGET_URL", spigot.jenkins.url()),
-        ("SPIGOT_QUEUE_URL", resources.queue_url.clone()),
-        ("SPIGOT_DLQ_URL", resources.dlq_url.clone()),
-        ("PAYLOAD_BUCKET", resources.payload_bucket.clone()),
-        ("REST_API_ID", resources.rest_api_id.clone()),
-        ("STAGE_NAME", resources.stage_name.clone()),
-        ("GITHUB_WEBHOOK_SECRETS", FIXTURE_SECRET.to_owned()),
-    ];
+    let function_env = spigot.function_env(FIXTURE_SECRET);
     vec![
         Subject {
             binary: "hello_lambda",
@@ -229,23 +216,8 @@ async fn cold_start(binary: &Path, subject: &Subject) -> Result<(Duration, Durat
     Ok((first_next - spawned_at, invocation.answered_at - spawned_at))
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate lives in the workspace root")
-        .to_path_buf()
-}
-
 fn bin_dir() -> PathBuf {
     std::env::var_os("SPIGOT_BENCH_BIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target/release"))
-}
-
-fn fixture(name: &str) -> Value {
-    let path = workspace_root().join("events").join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
-    serde_json::from_str(&text)
-        .unwrap_or_else(|error| panic!("{} is not JSON: {error}", path.display()))
 }

@@ -108,6 +108,25 @@ impl Spigot {
         }
     }
 
+    /// The environment a function binary gets in Lambda, pointed at this stack: the
+    /// emulator, the sandbox Jenkins and the resources (see template.yaml).
+    pub fn function_env(&self, webhook_secret: &str) -> Vec<(&'static str, String)> {
+        let resources = &self.resources;
+        vec![
+            ("AWS_ENDPOINT_URL", self.moto.endpoint().to_owned()),
+            ("AWS_REGION", spigot_local::aws_emulator::REGION.to_owned()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+            ("TARGET_URL", self.jenkins.url()),
+            ("SPIGOT_QUEUE_URL", resources.queue_url.clone()),
+            ("SPIGOT_DLQ_URL", resources.dlq_url.clone()),
+            ("PAYLOAD_BUCKET", resources.payload_bucket.clone()),
+            ("REST_API_ID", resources.rest_api_id.clone()),
+            ("STAGE_NAME", resources.stage_name.clone()),
+            ("GITHUB_WEBHOOK_SECRETS", webhook_secret.to_owned()),
+        ]
+    }
+
     pub fn buffer(&self) -> &WebhookBuffer {
         &self.sender.buffer
     }
@@ -172,6 +191,23 @@ impl Spigot {
             .filter_map(|o| o.key().map(str::to_string))
             .collect()
     }
+}
+
+/// The workspace root (the tests crate lives in it).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives in the workspace root")
+        .to_path_buf()
+}
+
+/// A sample event from events/.
+pub fn fixture(name: &str) -> Value {
+    let path = workspace_root().join("events").join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|error| panic!("{} is not JSON: {error}", path.display()))
 }
 
 /// A webhook as API Gateway's REST proxy integration passes it.

@@ -1,26 +1,16 @@
 //! Every sample event in events/ through the real handlers, with the answers
 //! events/README.md promises.
 
-use std::path::PathBuf;
-
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use spigot_common::drain::StopReason;
-use spigot_tests::{Options, Response, Spigot};
+use spigot_tests::{fixture, Options, Response, Spigot};
 
 /// The secret scripts/gen-events.py signs the sample events with.
 const EVENTS_SECRET: &str = "spigot-test-secret";
 
-fn event(path: &str) -> serde_json::Value {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../events")
-        .join(path);
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
-}
-
 async fn invoke(spigot: &Spigot, path: &str) -> Response {
     let request: ApiGatewayProxyRequest =
-        serde_json::from_value(event(path)).expect("an API Gateway REST proxy event");
+        serde_json::from_value(fixture(path)).expect("an API Gateway REST proxy event");
     Response(process_webhooks::handle_request(&spigot.webhooks, request).await)
 }
 
@@ -82,7 +72,7 @@ async fn send_from_queue_fixtures_drain() {
         "send_from_queue/schedule.json",
         "send_from_queue/drain.json",
     ] {
-        let summary = send_from_queue::handle_event(&spigot.sender, event(path), None)
+        let summary = send_from_queue::handle_event(&spigot.sender, fixture(path), None)
             .await
             .unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(summary.stopped, Some(StopReason::QueueEmpty), "{path}");

@@ -268,3 +268,34 @@ async fn drain_action_event_and_unknown_action() {
     .await;
     assert!(refused.is_err());
 }
+
+#[tokio::test]
+async fn near_the_deadline_the_drain_takes_only_what_can_finish() {
+    let spigot = Spigot::start(Options::default()).await;
+    spigot.set_state(SpigotState::Off).await;
+    queue_hooks(&spigot, 0..5).await;
+    spigot.set_state(SpigotState::Draining).await;
+    let drain_until = |left: std::time::Duration| {
+        send_from_queue::handle_event(
+            &spigot.sender,
+            serde_json::json!({"action": "drain"}),
+            Some(std::time::Instant::now() + left),
+        )
+    };
+
+    // The harness' forward timeout is 2 s and 5 s stay free: no replay fits in 6 s.
+    let too_late = drain_until(std::time::Duration::from_secs(6))
+        .await
+        .unwrap();
+    assert_eq!(too_late.stopped, Some(StopReason::Deadline), "{too_late:?}");
+    assert_eq!(too_late.delivered, 0);
+    assert_eq!(spigot.depth().await.visible, 5, "nothing was received");
+
+    // Room for two worst-case replays per receive: small batches, all delivered.
+    let tight = drain_until(std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(tight.stopped, Some(StopReason::QueueEmpty), "{tight:?}");
+    assert_eq!(tight.delivered, 5);
+    assert_eq!(delivered_numbers(&spigot), (0..5).collect::<Vec<_>>());
+}

@@ -19,12 +19,15 @@ use crate::state::{SpigotState, Stage};
 
 /// SQS returns at most 10 messages per receive.
 const BATCH_SIZE: usize = 10;
+/// Kept free before the deadline for the receive itself, the deletes and the report.
+const RECEIVE_MARGIN: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct DrainOptions {
     /// Replays in flight at once; 1 replays in arrival order.
     pub concurrency: usize,
-    /// Stop receiving when a whole batch could no longer finish before this instant.
+    /// Receive only what can still be replayed before this instant; stop when not even
+    /// one message can.
     pub deadline: Option<Instant>,
     /// Long-poll wait of a receive: an empty answer must mean an empty queue.
     pub receive_wait_secs: i32,
@@ -142,24 +145,32 @@ impl Drainer<'_> {
         }
 
         let concurrency = options.concurrency.max(1);
-        // Worst case for one batch: every replay waits for the full forward timeout.
-        let rounds = BATCH_SIZE.div_ceil(concurrency) as u32;
-        let batch_budget = self.target.config().timeout * rounds + Duration::from_secs(5);
-        // Hidden long enough that a message is never seen twice while it is replayed.
-        let visibility_secs = (batch_budget.as_secs() + 30).min(43_200) as i32;
+        let forward_timeout = self.target.config().timeout;
 
         loop {
-            if options
-                .deadline
-                .is_some_and(|deadline| Instant::now() + batch_budget >= deadline)
-            {
+            // Worst case: every replay waits for the whole forward timeout. Near the
+            // deadline take only as many messages as can still finish.
+            let batch_size = match options.deadline {
+                None => BATCH_SIZE,
+                Some(deadline) => {
+                    let left = deadline
+                        .saturating_duration_since(Instant::now())
+                        .saturating_sub(RECEIVE_MARGIN);
+                    let rounds = (left.as_millis() / forward_timeout.as_millis().max(1)) as usize;
+                    BATCH_SIZE.min(rounds * concurrency)
+                }
+            };
+            if batch_size == 0 {
                 summary.stop(StopReason::Deadline, None);
                 break;
             }
+            let rounds = batch_size.div_ceil(concurrency) as u32;
+            // Hidden long enough that a message is never seen twice while it is replayed.
+            let visibility_secs = ((forward_timeout * rounds).as_secs() + 35).min(43_200) as i32;
             let hooks = match self
                 .buffer
                 .receive(
-                    BATCH_SIZE as i32,
+                    batch_size as i32,
                     visibility_secs,
                     options.receive_wait_secs,
                 )

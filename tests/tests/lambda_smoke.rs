@@ -1,0 +1,125 @@
+//! Smoke test: every function binary, run behind the Lambda Runtime API emulator, answers
+//! every sample event in events/ with a response of the right shape. This is the binary
+//! Lambda runs (main.rs wiring, config from the environment), not the handler alone.
+//!
+//! The binaries come from `cargo build --workspace --bins` (`make test` runs it first).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use spigot_local::runtime_api::{Outcome, RuntimeApi};
+use spigot_tests::{fixture, workspace_root, Options, Spigot};
+use tokio::process::Command;
+
+/// The secret scripts/gen-events.py signs the sample events with.
+const EVENTS_SECRET: &str = "spigot-test-secret";
+
+fn binary(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let path = target.join("debug").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` (make test does)",
+        path.display()
+    );
+    path
+}
+
+/// Invokes `function` once per event; returns each answer's JSON.
+async fn invoke_all(spigot: &Spigot, function: &str, events: &[&str]) -> Vec<Value> {
+    let api = RuntimeApi::start(function)
+        .await
+        .expect("Runtime API starts");
+    let mut command = Command::new(binary(function));
+    command
+        .env_clear()
+        .envs(spigot.function_env(EVENTS_SECRET))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let mut process = api.spawn(command).expect("the function starts");
+    let mut answers = Vec::new();
+    for event in events {
+        let invocation = process
+            .invoke(&fixture(event), Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{function} with {event}: {e}"));
+        match invocation.outcome {
+            Outcome::Response(body) => answers
+                .push(serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{event}: {e}"))),
+            Outcome::Error(error) => panic!(
+                "{function} with {event} failed: {}",
+                String::from_utf8_lossy(&error.body)
+            ),
+        }
+    }
+    process.kill().await.expect("the function stops");
+    answers
+}
+
+#[tokio::test]
+async fn process_webhooks_binary_answers_every_fixture() {
+    let spigot = Spigot::start(Options {
+        webhook_secrets: vec![EVENTS_SECRET.into()],
+        ..Options::default()
+    })
+    .await;
+    let cases = [
+        ("process_webhooks/push-on.json", 200),
+        ("process_webhooks/base64-body.json", 200),
+        ("process_webhooks/proxy-path.json", 200),
+        ("process_webhooks/push-off.json", 202),
+        ("process_webhooks/missing-state.json", 202),
+        ("process_webhooks/bad-base64.json", 400),
+        ("process_webhooks/bad-signature.json", 401),
+    ];
+    let events: Vec<&str> = cases.iter().map(|(event, _)| *event).collect();
+    let answers = invoke_all(&spigot, "process_webhooks", &events).await;
+
+    assert_eq!(answers.len(), cases.len());
+    for ((event, status), answer) in cases.iter().zip(&answers) {
+        assert_eq!(answer["statusCode"], *status, "{event}: {answer}");
+        assert_eq!(
+            answer["headers"]["content-type"], "application/json",
+            "{event}"
+        );
+        let body: Value = serde_json::from_str(answer["body"].as_str().expect("a text body"))
+            .unwrap_or_else(|e| panic!("{event}: body is not JSON: {e}"));
+        let expected_key = if *status < 400 { "status" } else { "error" };
+        assert!(body[expected_key].is_string(), "{event}: {body}");
+    }
+    assert_eq!(
+        spigot.jenkins.deliveries().len(),
+        3,
+        "the three ON events reached Jenkins"
+    );
+    assert_eq!(
+        spigot.depth().await.visible,
+        2,
+        "the OFF and missing-state events queued"
+    );
+}
+
+#[tokio::test]
+async fn send_from_queue_binary_answers_every_fixture() {
+    let spigot = Spigot::start(Options::default()).await;
+    let answers = invoke_all(
+        &spigot,
+        "send_from_queue",
+        &[
+            "send_from_queue/schedule.json",
+            "send_from_queue/drain.json",
+        ],
+    )
+    .await;
+    for answer in &answers {
+        assert_eq!(answer["state"], "ON", "{answer}");
+        assert_eq!(answer["stopped"], "queue_empty", "{answer}");
+        assert_eq!(answer["delivered"], 0, "{answer}");
+        assert_eq!(answer["remaining"], 0, "{answer}");
+    }
+}
