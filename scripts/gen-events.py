@@ -23,6 +23,21 @@ REGION = "us-east-1"
 HOST = f"{API_ID}.execute-api.{REGION}.amazonaws.com"
 HOOK_ID = "512345678"
 
+# Shown twice in a push: in "commits" and as "head_commit".
+HEAD_COMMIT = {
+    "id": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
+    "tree_id": "f9d2a07e9488b91af2641b26b9407fe22a451433",
+    "distinct": True,
+    "message": "Fix the flux capacitor \u2014 again",
+    "timestamp": "2025-11-22T04:10:00+01:00",
+    "url": "https://github.com/example-org/widgets/commit/0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
+    "author": {"name": "The Octocat", "email": "octocat@example.com", "username": "octocat"},
+    "committer": {"name": "GitHub", "email": "noreply@github.com", "username": "web-flow"},
+    "added": [],
+    "removed": [],
+    "modified": ["src/flux.rs"],
+}
+
 PUSH = {
     "ref": "refs/heads/main",
     "before": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
@@ -54,34 +69,8 @@ PUSH = {
     "forced": False,
     "base_ref": None,
     "compare": "https://github.com/example-org/widgets/compare/6113728f27ae...0d1a26e67d8f",
-    "commits": [
-        {
-            "id": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
-            "tree_id": "f9d2a07e9488b91af2641b26b9407fe22a451433",
-            "distinct": True,
-            "message": "Fix the flux capacitor \u2014 again",
-            "timestamp": "2025-11-22T04:10:00+01:00",
-            "url": "https://github.com/example-org/widgets/commit/0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
-            "author": {"name": "The Octocat", "email": "octocat@example.com", "username": "octocat"},
-            "committer": {"name": "GitHub", "email": "noreply@github.com", "username": "web-flow"},
-            "added": [],
-            "removed": [],
-            "modified": ["src/flux.rs"],
-        }
-    ],
-    "head_commit": {
-        "id": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
-        "tree_id": "f9d2a07e9488b91af2641b26b9407fe22a451433",
-        "distinct": True,
-        "message": "Fix the flux capacitor \u2014 again",
-        "timestamp": "2025-11-22T04:10:00+01:00",
-        "url": "https://github.com/example-org/widgets/commit/0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
-        "author": {"name": "The Octocat", "email": "octocat@example.com", "username": "octocat"},
-        "committer": {"name": "GitHub", "email": "noreply@github.com", "username": "web-flow"},
-        "added": [],
-        "removed": [],
-        "modified": ["src/flux.rs"],
-    },
+    "commits": [HEAD_COMMIT],
+    "head_commit": HEAD_COMMIT,
 }
 
 # GitHub sends compact JSON; ensure_ascii=False keeps the UTF-8 em dash as raw bytes,

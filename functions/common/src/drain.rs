@@ -190,7 +190,6 @@ impl Drainer<'_> {
                 self.replay_batch(&hooks, concurrency, &mut summary).await
             {
                 summary.stop(reason, Some(detail));
-                progress(&summary);
                 break;
             }
             progress(&summary);

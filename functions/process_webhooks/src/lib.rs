@@ -28,8 +28,9 @@ pub async fn handle_request(
     deps: &Deps,
     request: ApiGatewayProxyRequest,
 ) -> ApiGatewayProxyResponse {
+    // Bytes: the forward and the envelope share one copy of a body of up to 10 MB.
     let body = match raw_body(&request) {
-        Ok(body) => body,
+        Ok(body) => Bytes::from(body),
         Err(err) => return error_response(400, err.to_string()),
     };
     let method = request.http_method.as_str().to_string();
@@ -95,7 +96,7 @@ pub async fn handle_request(
             path: &path,
             query: &query,
             headers: &headers,
-            body: Bytes::from(body.clone()),
+            body: body.clone(),
         };
         match deps.target.forward(&outgoing).await {
             Delivery::Accepted { status } => {
