@@ -87,7 +87,7 @@ impl Spigot {
                 stage_name: resources.stage_name.clone(),
             },
         );
-        let target = JenkinsTarget::new(target_config, None);
+        let target = JenkinsTarget::new(target_config, None).expect("the target client builds");
         Spigot {
             webhooks: process_webhooks::Deps {
                 buffer: buffer.clone(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::config::TargetConfig;
+use crate::config::{ConfigError, TargetConfig};
 use crate::secrets::JenkinsCredentials;
 use crate::text::truncate;
 
@@ -61,19 +61,20 @@ pub struct JenkinsTarget {
 }
 
 impl JenkinsTarget {
-    pub fn new(config: TargetConfig, credentials: Option<JenkinsCredentials>) -> Self {
-        let client = reqwest::Client::builder()
+    pub fn new(
+        config: TargetConfig,
+        credentials: Option<JenkinsCredentials>,
+    ) -> Result<Self, ConfigError> {
+        let builder = crate::http::client_builder()?
             // A redirect is an answer; following it would re-send the body elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(3)))
-            .build()
-            .expect("the TLS backend initialises");
-        Self {
-            client,
+            .connect_timeout(config.timeout.min(Duration::from_secs(3)));
+        Ok(Self {
+            client: crate::http::build(builder, "TARGET_URL")?,
             config,
             credentials,
-        }
+        })
     }
 
     pub fn config(&self) -> &TargetConfig {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod drain;
 pub mod envelope;
 pub mod github;
+pub mod http;
 pub mod jenkins;
 pub mod secrets;
 pub mod state;

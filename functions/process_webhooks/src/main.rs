@@ -10,11 +10,11 @@ use spigot_common::{aws, telemetry};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init_tracing();
-    let sdk = aws::sdk_config().await;
+    let sdk = aws::sdk_config().await?;
     let secrets = SpigotSecrets::load(&aws::s3_client(&sdk)).await?;
     let deps = Deps {
         buffer: WebhookBuffer::from_env(&sdk)?,
-        target: JenkinsTarget::new(TargetConfig::from_env()?, secrets.jenkins),
+        target: JenkinsTarget::new(TargetConfig::from_env()?, secrets.jenkins)?,
         webhook_secrets: secrets.github.webhook_secrets,
     };
     let deps = &deps;

@@ -16,12 +16,12 @@ const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init_tracing();
-    let sdk = aws::sdk_config().await;
+    let sdk = aws::sdk_config().await?;
     let secrets = SpigotSecrets::load(&aws::s3_client(&sdk)).await?;
     let deps = Deps {
         stage: Stage::from_env(&sdk)?,
         buffer: WebhookBuffer::from_env(&sdk)?,
-        target: JenkinsTarget::new(TargetConfig::from_env()?, secrets.jenkins),
+        target: JenkinsTarget::new(TargetConfig::from_env()?, secrets.jenkins)?,
         concurrency: parse_or("DRAIN_CONCURRENCY", 1usize)?,
     };
     let deps = &deps;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
@@ -80,7 +80,8 @@ impl MotoServer {
     /// SDK configuration pointing at the emulator: region us-east-1, static test
     /// credentials. S3 clients also need path-style addressing: `spigot_common::aws::s3_client` sets it.
     pub async fn sdk_config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
+        spigot_common::aws::sdk_loader()
+            .expect("the HTTP client's TLS setup (EXTRA_CA_CERTS) is valid")
             .region(Region::new(REGION))
             .credentials_provider(Credentials::new(
                 "testing",

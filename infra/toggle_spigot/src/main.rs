@@ -47,10 +47,10 @@ fn init_tracing() {
 
 async fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
     let sdk = match &invocation.region {
-        None => aws::sdk_config().await,
+        None => aws::sdk_config().await?,
         // Set before loading, so the chain does not go looking for a region (IMDS).
         Some(region) => {
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
+            aws::sdk_loader()?
                 .region(Region::new(region.clone()))
                 .load()
                 .await
@@ -166,5 +166,5 @@ async fn target(
             timeout: Duration::from_millis(args.forward_timeout_ms),
         },
         secrets.jenkins,
-    ))
+    )?)
 }
