@@ -12,6 +12,10 @@
 pub mod aws_emulator;
 mod http_server;
 pub mod jenkins;
+pub mod process;
+pub mod resources;
 pub mod runtime_api;
+pub mod search_server;
 pub mod spigot_resources;
+pub mod template;
 pub mod venv;

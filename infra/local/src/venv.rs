@@ -39,7 +39,7 @@ pub fn venv_bin(name: &str) -> PathBuf {
 }
 
 /// The cargo workspace root: this crate lives in `<root>/infra/local`.
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir
         .ancestors()

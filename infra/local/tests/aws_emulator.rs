@@ -1,5 +1,5 @@
 //! The moto emulator starts from the venv (`SPIGOT_VENV`, else `<workspace>/.venv`),
-//! holds the spigot's resources, and leaves no process behind.
+//! holds the resources template.yaml declares, and leaves no process behind.
 
 use std::path::Path;
 
@@ -23,13 +23,15 @@ async fn moto_holds_the_spigot_resources_and_dies_with_its_handle() {
     assert!(moto.endpoint().starts_with("http://127.0.0.1:"));
     let conf = moto.sdk_config().await;
 
-    let resources = spigot_resources::create(&conf, "Spigot_Test")
+    let resources = spigot_resources::create(&conf, "spigot-test")
         .await
         .unwrap();
     assert_eq!(resources.stage_name, STAGE_NAME);
-    assert_eq!(resources.payload_bucket, "spigot-test-payloads");
-    assert!(resources.queue_url.ends_with("/Spigot_Test-queue.fifo"));
-    assert!(resources.dlq_url.ends_with("/Spigot_Test-dlq.fifo"));
+    assert_eq!(resources.payload_bucket, "spigot-test-payload-bucket");
+    assert!(resources.queue_url.ends_with("/spigot-test-queue.fifo"));
+    assert!(resources
+        .dlq_url
+        .ends_with("/spigot-test-dead-letter-queue.fifo"));
 
     let sqs = aws_sdk_sqs::Client::new(&conf);
     let attributes = |url: String| {

@@ -363,7 +363,7 @@ async fn operates_the_spigot_on_the_emulator() {
             "status",
             "--json",
             "--api-name",
-            "toggle-cli",
+            "toggle-cli-SpigotApi",
             "--queue-url",
             &h.res.queue_url,
         ])
