@@ -27,7 +27,7 @@ ifneq ($(filter true 1,$(CI)),)
 export NEXTEST_PROFILE ?= ci
 endif
 
-.PHONY: help venv targets demo lint lint-template lint-rust test bench build deploy clean distclean
+.PHONY: help venv targets demo up down lint lint-template lint-rust test bench build deploy clean distclean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
@@ -51,8 +51,16 @@ targets: ## add the Rust target Lambda arm64 builds need
 
 # ------------------------------------------------------------------ run
 
-demo: venv ## the spigot on one machine through a Jenkins maintenance window; exits 0 when nothing is lost
-	SPIGOT_VENV=$(CURDIR)/$(VENV) cargo run --quiet -p spigot-tests --bin spigot_demo
+demo: venv ## the whole system on this machine through a narrated scenario; exits 0 only when the numbers add up
+	cargo build --workspace --bins
+	SPIGOT_VENV=$(CURDIR)/$(VENV) cargo run --quiet -p spigot-local -- demo
+
+up: venv ## run the local stack until Ctrl-C (UP_ARGS="--runtime binaries" skips cargo lambda watch)
+	cargo build --workspace --bins
+	SPIGOT_VENV=$(CURDIR)/$(VENV) cargo run --quiet -p spigot-local -- up $(UP_ARGS)
+
+down: ## stop the stack `make up` started
+	cargo run --quiet -p spigot-local -- down
 
 # ------------------------------------------------------------------ checks
 

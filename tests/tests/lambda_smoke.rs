@@ -10,23 +10,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 use spigot_local::runtime_api::{Outcome, RuntimeApi};
-use spigot_tests::{fixture, workspace_root, Options, Spigot};
+use spigot_tests::{fixture, Options, Spigot};
 use tokio::process::Command;
 
 /// The secret scripts/gen-events.py signs the sample events with.
 const EVENTS_SECRET: &str = "spigot-test-secret";
 
 fn binary(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    let path = target.join("debug").join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo build --workspace --bins` (make test does)",
-        path.display()
-    );
-    path
+    spigot_local::functions::debug_binary(name).unwrap()
 }
 
 /// Invokes `function` once per event; returns each answer's JSON.

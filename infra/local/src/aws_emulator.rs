@@ -1,7 +1,6 @@
 //! The AWS emulator: a moto server (SQS, S3, API Gateway, EventBridge, ...) run from the
 //! project venv, one per test or demo, on a free local port.
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,7 +19,7 @@ pub const REGION: &str = "us-east-1";
 /// takes a few seconds on a busy machine).
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Starts to try when moto exits at once, which is what losing the race for the port
-/// looks like (see [`free_port`]).
+/// looks like (see [`crate::net::free_port`]).
 const START_ATTEMPTS: usize = 3;
 
 /// A running `moto_server`, killed (with any process it started) when dropped.
@@ -120,7 +119,7 @@ impl MotoServer {
 
 /// Spawns moto on a fresh port and waits for it.
 async fn launch(program: &std::path::Path) -> anyhow::Result<Launch> {
-    let port = free_port().context("finding a free port for moto_server")?;
+    let port = crate::net::free_port().context("finding a free port for moto_server")?;
     let mut command = Command::new(program);
     command
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -141,12 +140,4 @@ async fn launch(program: &std::path::Path) -> anyhow::Result<Launch> {
             server.process.output_tail()
         ))),
     }
-}
-
-/// A port that was free a moment ago. The OS picks it; it is released at once so that
-/// moto can bind it, which leaves a short window for another process to take it first.
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
 }

@@ -9,13 +9,22 @@
 //! - [`runtime_api`]: a Lambda Runtime API emulator that runs the real function binaries.
 //! - [`venv`]: where the project's Python tools live.
 
+pub mod api_gateway;
 pub mod aws_emulator;
+pub mod demo;
+pub mod front_door;
+pub mod functions;
 mod http_server;
 pub mod jenkins;
+pub mod kafka;
+pub mod net;
 pub mod process;
 pub mod resources;
 pub mod runtime_api;
+pub mod schedules;
 pub mod search_server;
 pub mod spigot_resources;
+pub mod sqs_event_source;
+pub mod stack;
 pub mod template;
 pub mod venv;

@@ -47,7 +47,7 @@ pub fn dies_with_us(command: &mut Command) -> &mut Command {
 pub struct ManagedChild {
     child: Child,
     pid: u32,
-    name: &'static str,
+    name: String,
     output_tail: Arc<Mutex<VecDeque<String>>>,
 }
 
@@ -55,17 +55,40 @@ impl ManagedChild {
     /// Spawns `command` (set up with [`dies_with_us`]). Its stdout and stderr, when
     /// piped, are drained into the debug log, their last lines kept for
     /// [`ManagedChild::output_tail`].
-    pub fn spawn(name: &'static str, command: &mut Command) -> io::Result<ManagedChild> {
+    pub fn spawn(name: impl Into<String>, command: &mut Command) -> io::Result<ManagedChild> {
+        Self::spawn_logging(name.into(), command, false)
+    }
+
+    /// Like [`ManagedChild::spawn`], with the output logged at info: what the operator
+    /// of `spigot-local up` wants to see (the functions' own logs).
+    pub fn spawn_echoing(
+        name: impl Into<String>,
+        command: &mut Command,
+    ) -> io::Result<ManagedChild> {
+        Self::spawn_logging(name.into(), command, true)
+    }
+
+    fn spawn_logging(name: String, command: &mut Command, echo: bool) -> io::Result<ManagedChild> {
         let mut child = dies_with_us(command).spawn()?;
         let pid = child
             .id()
             .ok_or_else(|| io::Error::other(format!("{name} exited before its pid was read")))?;
         let output_tail = Arc::new(Mutex::new(VecDeque::new()));
         if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(drain_output(name, stdout, Arc::clone(&output_tail)));
+            tokio::spawn(drain_output(
+                name.clone(),
+                echo,
+                stdout,
+                Arc::clone(&output_tail),
+            ));
         }
         if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(drain_output(name, stderr, Arc::clone(&output_tail)));
+            tokio::spawn(drain_output(
+                name.clone(),
+                echo,
+                stderr,
+                Arc::clone(&output_tail),
+            ));
         }
         Ok(ManagedChild {
             child,
@@ -76,7 +99,8 @@ impl ManagedChild {
     }
 
     /// Wraps a child whose output the caller reads itself.
-    pub fn from_child(name: &'static str, child: Child) -> io::Result<ManagedChild> {
+    pub fn from_child(name: impl Into<String>, child: Child) -> io::Result<ManagedChild> {
+        let name = name.into();
         let pid = child
             .id()
             .ok_or_else(|| io::Error::other(format!("{name} exited before its pid was read")))?;
@@ -92,8 +116,8 @@ impl ManagedChild {
         self.pid
     }
 
-    pub fn name(&self) -> &'static str {
-        self.name
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
@@ -158,7 +182,8 @@ pub fn signal_group(pid: u32, signal: libc::c_int) {
 /// Drains a child's output (a full pipe would block it) into the debug log, keeping the
 /// last lines for error messages.
 async fn drain_output(
-    name: &'static str,
+    name: String,
+    echo: bool,
     stream: impl AsyncRead + Unpin,
     output_tail: Arc<Mutex<VecDeque<String>>>,
 ) {
@@ -168,7 +193,11 @@ async fn drain_output(
     while matches!(reader.read_until(b'\n', &mut raw_line).await, Ok(read) if read > 0) {
         let line = String::from_utf8_lossy(&raw_line).trim_end().to_owned();
         raw_line.clear();
-        tracing::debug!(target: "spigot_local::child", child = name, "{line}");
+        if echo {
+            tracing::info!(target: "spigot_local::child", child = %name, "{line}");
+        } else {
+            tracing::debug!(target: "spigot_local::child", child = %name, "{line}");
+        }
         if let Ok(mut tail) = output_tail.lock() {
             if tail.len() == OUTPUT_TAIL_LINES {
                 tail.pop_front();

@@ -53,6 +53,8 @@ const ACCOUNT: &str = "123456789012";
 const MEMORY_SIZE_MB: u32 = 256;
 /// The header the runtime names its error type in.
 const ERROR_TYPE_HEADER: &str = "lambda-runtime-function-error-type";
+/// The error type of an invocation whose function process ended before answering.
+const EXIT_ERROR: &str = "Runtime.ExitError";
 /// The error type of an invocation whose response was over [`MAX_PAYLOAD_BYTES`].
 const RESPONSE_TOO_LARGE: &str = "Function.ResponseSizeTooLarge";
 
@@ -266,6 +268,35 @@ impl RuntimeApi {
     /// The init error the function reported, if it has not asked for an event since.
     pub fn init_error(&self) -> Option<FunctionError> {
         self.shared.state().init_error.clone()
+    }
+
+    /// The function process ended: the invocations it had taken fail with
+    /// `Runtime.ExitError`, as in Lambda; queued ones wait for the next process.
+    pub fn process_exited(&self, status: &ExitStatus) {
+        let error = FunctionError {
+            error_type: EXIT_ERROR.into(),
+            body: Bytes::from(
+                json!({
+                    "errorType": EXIT_ERROR,
+                    "errorMessage": format!("RequestId: the function process exited ({status})"),
+                })
+                .to_string(),
+            ),
+        };
+        let mut state = self.shared.state();
+        let taken: Vec<String> = state
+            .waiting
+            .iter()
+            .filter(|(_, waiter)| waiter.picked_up)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in taken {
+            if let Some(waiter) = state.waiting.remove(&id) {
+                let _ = waiter
+                    .answer
+                    .send(Answer::Outcome(Outcome::Error(error.clone())));
+            }
+        }
     }
 }
 

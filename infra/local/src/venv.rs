@@ -38,6 +38,13 @@ pub fn venv_bin(name: &str) -> PathBuf {
     try_venv_bin(name).unwrap_or_else(|error| panic!("{error:#}"))
 }
 
+/// The cargo target directory: `$CARGO_TARGET_DIR`, else `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
 /// The cargo workspace root: this crate lives in `<root>/infra/local`.
 pub fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -1,0 +1,136 @@
+//! `make demo`: narrated scenarios on the running stack, one part per flow, ending in one
+//! table of expected and actual counts. Every number is read back from where it lands
+//! (the sandbox upstreams, the queues, the stage), never assumed.
+
+mod spigot;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::stack::{Stack, StackOptions};
+
+/// The secret the demo's webhooks are signed with (github.json in the local
+/// credentials bucket, and the sandbox Jenkins' check).
+pub const WEBHOOK_SECRET: &str = "demo-webhook-secret";
+
+/// One line of the summary: what was expected and what was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub part: &'static str,
+    pub what: String,
+    pub expected: String,
+    pub actual: String,
+}
+
+impl Row {
+    pub fn count(part: &'static str, what: &str, expected: u64, actual: u64) -> Row {
+        Row {
+            part,
+            what: what.to_owned(),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        }
+    }
+
+    pub fn text(part: &'static str, what: &str, expected: &str, actual: &str) -> Row {
+        Row {
+            part,
+            what: what.to_owned(),
+            expected: expected.to_owned(),
+            actual: actual.to_owned(),
+        }
+    }
+
+    pub fn ok(&self) -> bool {
+        self.expected == self.actual
+    }
+}
+
+/// The options the demo runs the stack with: the prebuilt binaries, a signing secret,
+/// and fast schedules.
+pub fn stack_options() -> StackOptions {
+    StackOptions {
+        stack_name: "demo".into(),
+        webhook_secret: Some(WEBHOOK_SECRET.into()),
+        // rate(1 minute) → every 2 s.
+        schedule_speedup: 30,
+        ..StackOptions::default()
+    }
+}
+
+/// Runs every part on `stack`; the summary rows.
+pub async fn run(stack: &Stack) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    rows.extend(spigot::run(stack).await.context("the spigot part")?);
+    Ok(rows)
+}
+
+/// The summary as a table.
+pub fn table(rows: &[Row]) -> String {
+    let mut out =
+        String::from("| part | what | expected | actual | |\n| --- | --- | ---: | ---: | --- |\n");
+    for row in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            row.part,
+            row.what,
+            row.expected,
+            row.actual,
+            if row.ok() { "ok" } else { "MISMATCH" }
+        ));
+    }
+    out
+}
+
+pub(crate) fn say(step: &str) {
+    println!("\n==> {step}");
+}
+
+/// Runs the operator CLI built next to the function binaries, pointed at the stack, and
+/// shows what it printed.
+pub(crate) async fn toggle_spigot(stack: &Stack, args: &[&str]) -> anyhow::Result<String> {
+    let binary = crate::functions::debug_binary("toggle_spigot")?;
+    println!("    $ toggle_spigot {}", args.join(" "));
+    let output = tokio::process::Command::new(&binary)
+        .args(args)
+        .envs(stack.operator_env())
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .with_context(|| format!("running {}", binary.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    for line in stdout.lines() {
+        println!("      {line}");
+    }
+    if !output.status.success() {
+        bail!(
+            "toggle_spigot {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(stdout)
+}
+
+/// Polls `check` until it gives `Some`, or fails after `timeout` saying what it waited for.
+pub(crate) async fn wait_for<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            bail!("gave up after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
