@@ -19,7 +19,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export SPIGOT_VENV="${SPIGOT_VENV:-$root/.venv}"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
-functions=(process_webhooks send_from_queue)
+functions=(process_webhooks send_from_queue gitlab_ingest)
 lambda_packages=()
 for function in "${functions[@]}"; do lambda_packages+=(-p "$function"); done
 zip_limit_bytes=$((4 * 1024 * 1024))

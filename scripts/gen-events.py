@@ -107,11 +107,12 @@ def github_headers(delivery: str, body: bytes, event: str = "push") -> dict:
 
 def rest_proxy_event(
     *,
-    delivery: str,
+    delivery: str = "",
     body: bytes,
     state,
     path: str = "/webhook",
     resource: str = "/webhook",
+    method: str = "POST",
     query=None,
     path_parameters=None,
     base64_body: bool = False,
@@ -121,6 +122,8 @@ def rest_proxy_event(
     headers = headers if headers is not None else github_headers(delivery, body)
     if body_override is not None:
         body_text = body_override
+    elif not body:
+        body_text = None
     elif base64_body:
         body_text = base64.b64encode(body).decode("ascii")
     else:
@@ -128,7 +131,7 @@ def rest_proxy_event(
     return {
         "resource": resource,
         "path": path,
-        "httpMethod": "POST",
+        "httpMethod": method,
         "headers": headers,
         "multiValueHeaders": {k: [v] for k, v in headers.items()},
         "queryStringParameters": dict(query) if query else None,
@@ -138,7 +141,7 @@ def rest_proxy_event(
         "requestContext": {
             "resourceId": "x1y2z3",
             "resourcePath": resource,
-            "httpMethod": "POST",
+            "httpMethod": method,
             "extendedRequestId": "Tq3pGHxkIAMEb8Q=",
             "requestTime": "22/Nov/2025:03:10:02 +0000",
             "path": "/prod" + path,
@@ -169,6 +172,82 @@ def rest_proxy_event(
         "body": body_text,
         "isBase64Encoded": base64_body,
     }
+
+
+GITLAB_SECRET = "spigot-gitlab-test-secret"
+GITLAB_PROJECT = 42
+GITLAB_JOB = 7001
+
+
+def job_hook(status: str) -> bytes:
+    """A Job Hook as GitLab sends it (webhook_events.md); `commit.id` is the pipeline id."""
+    hook = {
+        "object_kind": "build",
+        "ref": "main",
+        "tag": False,
+        "before_sha": "0000000000000000000000000000000000000000",
+        "sha": "95d49d1efbd941908580e79d65e4b5ecaf4a8305",
+        "build_id": GITLAB_JOB,
+        "build_name": "build",
+        "build_stage": "test",
+        "build_status": status,
+        "build_created_at": "2025-11-22 03:00:00 UTC",
+        "build_started_at": "2025-11-22 03:00:05 UTC",
+        "build_finished_at": None if status == "running" else "2025-11-22 03:04:05 UTC",
+        "build_duration": None if status == "running" else 240.0,
+        "build_queued_duration": 5.0,
+        "build_allow_failure": False,
+        "build_failure_reason": "unknown_failure",
+        "retries_count": 0,
+        "pipeline_id": 31337,
+        "project_id": GITLAB_PROJECT,
+        "project_name": "demo / app",
+        "user": {"id": 42, "name": "Ana Lyst", "username": "ana", "email": "[REDACTED]"},
+        "commit": {"id": 31337, "name": None, "sha": "95d49d1efbd941908580e79d65e4b5ecaf4a8305",
+                   "message": "Fix the build", "author_name": "Ana Lyst", "status": status},
+        "repository": {"name": "app", "url": "git@gitlab.example.com:demo/app.git",
+                       "homepage": "https://gitlab.example.com/demo/app"},
+        "project": {"id": GITLAB_PROJECT, "name": "app", "path_with_namespace": "demo/app",
+                    "web_url": "https://gitlab.example.com/demo/app", "default_branch": "main"},
+        "runner": {"id": 7, "description": "docker-runner-1", "runner_type": "instance_type",
+                   "active": True, "is_shared": True, "tags": ["docker"]},
+        "environment": None,
+    }
+    return json.dumps(hook, separators=(",", ":")).encode()
+
+
+def gitlab_headers(token: str = GITLAB_SECRET, event: str = "Job Hook", with_body: bool = True) -> dict:
+    headers = {
+        "User-Agent": "GitLab/18.5.0",
+        "X-Gitlab-Event": event,
+        "X-Gitlab-Instance": "https://gitlab.example.com",
+        "X-Gitlab-Webhook-UUID": "1b9a1a5e-3c2d-4f1e-9a8b-7c6d5e4f3a2b",
+        "X-Gitlab-Event-UUID": "9f0e8d7c-6b5a-4c3d-2e1f-0a9b8c7d6e5f",
+        "Idempotency-Key": "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d",
+        "X-Gitlab-Token": token,
+    }
+    if with_body:
+        headers["Content-Type"] = "application/json"
+    return dict(sorted(headers.items()))
+
+
+def sqs_event(bodies: list) -> dict:
+    return {"Records": [{
+        "messageId": f"2e1424d4-f796-459a-8184-9c92662be6d{i}",
+        "receiptHandle": f"AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a{i}",
+        "body": json.dumps(body, separators=(",", ":")),
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1763781002123",
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": "1763781002130",
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(json.dumps(body, separators=(",", ":")).encode()).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:spigot-IngestQueue-1A2B3C4D5E6F",
+        "awsRegion": REGION,
+    } for i, body in enumerate(bodies)]}
 
 
 def write(rel: str, obj: dict) -> None:
@@ -218,6 +297,26 @@ def main() -> None:
         "detail": {},
     })
     write(sfq + "drain.json", {"action": "drain"})
+
+    gl = "gitlab_ingest/"
+    gitlab = {"state": "ON", "path": "/gitlab", "resource": "/gitlab"}
+    write(gl + "job-hook-success.json", rest_proxy_event(
+        body=job_hook("success"), headers=gitlab_headers(), **gitlab))
+    write(gl + "job-hook-running.json", rest_proxy_event(
+        body=job_hook("running"), headers=gitlab_headers(), **gitlab))
+    write(gl + "job-hook-bad-token.json", rest_proxy_event(
+        body=job_hook("success"), headers=gitlab_headers(token="wrong"), **gitlab))
+    after_script = {"project_id": str(GITLAB_PROJECT), "job_id": str(GITLAB_JOB), "job_name": "build",
+                    "project_name": "demo/app", "runner_id": "7"}
+    write(gl + "after-script.json", rest_proxy_event(
+        body=b"", method="GET", query=after_script,
+        headers={"User-Agent": "curl/8.5.0", "X-Gitlab-Token": GITLAB_SECRET}, **gitlab))
+    write(gl + "after-script-token-in-url.json", rest_proxy_event(
+        body=b"", method="GET", query={**after_script, "gitlab_token": "glpat-leaked"},
+        headers={"User-Agent": "curl/8.5.0"}, **gitlab))
+    write(gl + "ingest-batch.json", sqs_event([{
+        "version": 1, "project_id": GITLAB_PROJECT, "job_id": GITLAB_JOB, "source": "job_hook",
+        "project_path": "demo/app", "received_at": "2025-11-22T03:04:06Z"}]))
 
 
 if __name__ == "__main__":

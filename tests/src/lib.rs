@@ -2,6 +2,8 @@
 //! sandbox Jenkins, and the real handlers of process_webhooks and send_from_queue wired
 //! to them the way main.rs wires them in Lambda.
 
+pub mod gitlab;
+
 use std::collections::HashMap;
 
 use aws_config::SdkConfig;

@@ -3,6 +3,9 @@
 
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use spigot_common::drain::StopReason;
+use spigot_common::secrets::Secret;
+use spigot_local::gitlab::{SandboxJob, TraceShape};
+use spigot_tests::gitlab::GitlabWorld;
 use spigot_tests::{fixture, Options, Response, Spigot};
 
 /// The secret scripts/gen-events.py signs the sample events with.
@@ -77,4 +80,60 @@ async fn send_from_queue_fixtures_drain() {
             .unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(summary.stopped, Some(StopReason::QueueEmpty), "{path}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gitlab_ingest_fixtures_get_their_documented_answers() {
+    let mut world = GitlabWorld::start().await;
+    world.deps.intake.webhook_secret = Some(Secret::new("spigot-gitlab-test-secret"));
+    world.gitlab.add_job(SandboxJob::finished(
+        42,
+        7001,
+        "build",
+        "success",
+        TraceShape::default(),
+    ));
+    for (path, status, says) in [
+        ("gitlab_ingest/job-hook-success.json", 202, "queued"),
+        ("gitlab_ingest/job-hook-running.json", 200, "ignored"),
+        (
+            "gitlab_ingest/job-hook-bad-token.json",
+            401,
+            "does not match",
+        ),
+        ("gitlab_ingest/after-script.json", 202, "queued"),
+        (
+            "gitlab_ingest/after-script-token-in-url.json",
+            400,
+            "gitlab_token",
+        ),
+    ] {
+        let answer = world.invoke(fixture(path)).await;
+        assert_eq!(answer["statusCode"], status, "{path}: {answer}");
+        assert!(
+            answer["body"].as_str().unwrap().contains(says),
+            "{path}: {answer}"
+        );
+    }
+    let queued = world.receive().await;
+    assert_eq!(
+        queued["Records"].as_array().unwrap().len(),
+        2,
+        "the hook and the after_script call"
+    );
+    for record in queued["Records"].as_array().unwrap() {
+        let body = record["body"].as_str().unwrap();
+        assert!(
+            !body.contains("secret") && !body.contains("glpat"),
+            "no token in the queue: {body}"
+        );
+    }
+    let batch = world
+        .invoke(fixture("gitlab_ingest/ingest-batch.json"))
+        .await;
+    assert_eq!(batch["batchItemFailures"], serde_json::json!([]), "{batch}");
+    assert_eq!(
+        world.documents(7001).await,
+        TraceShape::default().count_lines()
+    );
 }

@@ -9,12 +9,16 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
+use spigot_local::gitlab::{SandboxJob, TraceShape};
 use spigot_local::runtime_api::{Outcome, RuntimeApi};
+use spigot_tests::gitlab::GitlabWorld;
 use spigot_tests::{fixture, Options, Spigot};
 use tokio::process::Command;
 
 /// The secret scripts/gen-events.py signs the sample events with.
 const EVENTS_SECRET: &str = "spigot-test-secret";
+/// The GitLab webhook secret of the sample events.
+const GITLAB_EVENTS_SECRET: &str = "spigot-gitlab-test-secret";
 
 fn binary(name: &str) -> PathBuf {
     spigot_local::functions::debug_binary(name).unwrap()
@@ -22,13 +26,22 @@ fn binary(name: &str) -> PathBuf {
 
 /// Invokes `function` once per event; returns each answer's JSON.
 async fn invoke_all(spigot: &Spigot, function: &str, events: &[&str]) -> Vec<Value> {
+    invoke_with_env(spigot.function_env(EVENTS_SECRET), function, events).await
+}
+
+/// Like [`invoke_all`], with the function's whole environment given.
+async fn invoke_with_env(
+    env: Vec<(&'static str, String)>,
+    function: &str,
+    events: &[&str],
+) -> Vec<Value> {
     let api = RuntimeApi::start(function)
         .await
         .expect("Runtime API starts");
     let mut command = Command::new(binary(function));
     command
         .env_clear()
-        .envs(spigot.function_env(EVENTS_SECRET))
+        .envs(env)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null());
@@ -113,4 +126,46 @@ async fn send_from_queue_binary_answers_every_fixture() {
         assert_eq!(answer["delivered"], 0, "{answer}");
         assert_eq!(answer["remaining"], 0, "{answer}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gitlab_ingest_binary_answers_every_fixture() {
+    let world = GitlabWorld::start().await;
+    let job = SandboxJob::finished(42, 7001, "build", "success", TraceShape::default());
+    world.gitlab.add_job(job);
+    let env = vec![
+        ("AWS_ENDPOINT_URL", world.moto.endpoint().to_owned()),
+        ("AWS_REGION", spigot_local::aws_emulator::REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("GITLAB_URL", world.gitlab.url()),
+        ("GITLAB_TOKEN", spigot_tests::gitlab::TOKEN.to_owned()),
+        ("GITLAB_WEBHOOK_SECRET", GITLAB_EVENTS_SECRET.to_owned()),
+        ("INGEST_QUEUE_URL", world.queue_url.clone()),
+        ("SEARCH_URL", world.proxy.url()),
+        ("ARCHIVE_BUCKET", world.archive_bucket.clone()),
+    ];
+    let cases = [
+        ("gitlab_ingest/job-hook-success.json", 202),
+        ("gitlab_ingest/job-hook-running.json", 200),
+        ("gitlab_ingest/job-hook-bad-token.json", 401),
+        ("gitlab_ingest/after-script.json", 202),
+        ("gitlab_ingest/after-script-token-in-url.json", 400),
+    ];
+    let mut events: Vec<&str> = cases.iter().map(|(event, _)| *event).collect();
+    events.push("gitlab_ingest/ingest-batch.json");
+    let answers = invoke_with_env(env, "gitlab_ingest", &events).await;
+    for ((event, status), answer) in cases.iter().zip(&answers) {
+        assert_eq!(answer["statusCode"], *status, "{event}: {answer}");
+        let body: Value =
+            serde_json::from_str(answer["body"].as_str().expect("a text body")).unwrap();
+        let key = if *status < 400 { "status" } else { "error" };
+        assert!(body[key].is_string(), "{event}: {body}");
+    }
+    let batch = answers.last().unwrap();
+    assert_eq!(batch["batchItemFailures"], serde_json::json!([]), "{batch}");
+    assert_eq!(
+        world.documents(7001).await,
+        TraceShape::default().count_lines()
+    );
 }

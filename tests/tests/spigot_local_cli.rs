@@ -17,7 +17,9 @@ use tokio::process::{Child, Command};
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_adds_up() {
     let stack = Stack::start(demo::stack_options()).await.unwrap();
-    let rows = demo::run(&stack).await.unwrap();
+    let rows = demo::run(&stack, &demo::DemoOptions::default())
+        .await
+        .unwrap();
     println!("{}", demo::table(&rows));
     let row = |what: &str| {
         rows.iter()

@@ -42,6 +42,38 @@ pub fn build(
     })
 }
 
+/// What went wrong with a request: its kind (`timed out`, `unreachable`, `request
+/// failed`) and its causes. reqwest's own message names the URL, whose query may hold a
+/// token, so it is left out.
+pub fn describe_error(err: &reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "unreachable"
+    } else {
+        "request failed"
+    };
+    let mut text = kind.to_owned();
+    append_causes(err, &mut text);
+    text
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    append_causes(err, &mut text);
+    text
+}
+
+fn append_causes(err: &dyn std::error::Error, text: &mut String) {
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+}
+
 fn tls_config(extra_ca_file: Option<&str>) -> Result<rustls::ClientConfig, String> {
     let mut roots =
         rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());

@@ -147,24 +147,9 @@ impl JenkinsTarget {
     }
 }
 
-/// Says what went wrong. reqwest's own message names the URL, whose query may hold a
-/// trigger token, so only the kind and the underlying causes are reported.
+/// Says what went wrong, without the URL (its query may hold a trigger token).
 fn describe_transport_error(err: &reqwest::Error) -> String {
-    let kind = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "unreachable"
-    } else {
-        "request failed"
-    };
-    let mut text = format!("target {kind}");
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    format!("target {}", crate::http::describe_error(err))
 }
 
 #[cfg(test)]

@@ -2,14 +2,20 @@
 //! idea they hold, not after a layer.
 
 pub mod apigw;
+pub mod archive;
 pub mod aws;
 pub mod buffer;
 pub mod config;
 pub mod drain;
 pub mod envelope;
 pub mod github;
+pub mod gitlab;
 pub mod http;
 pub mod jenkins;
+pub mod lambda;
+pub mod log_index;
+pub mod logline;
+pub mod search;
 pub mod secrets;
 pub mod state;
 pub mod telemetry;

@@ -1,4 +1,4 @@
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use send_from_queue::{handle_event, Deps};
@@ -8,7 +8,7 @@ use spigot_common::config::{parse_or, TargetConfig};
 use spigot_common::jenkins::JenkinsTarget;
 use spigot_common::secrets::SpigotSecrets;
 use spigot_common::state::Stage;
-use spigot_common::{aws, telemetry};
+use spigot_common::{aws, lambda, telemetry};
 
 /// Time kept back from the invocation's deadline for the final delete, release and report.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
@@ -26,18 +26,9 @@ async fn main() -> Result<(), Error> {
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = Some(deadline_instant(event.context.deadline));
+        let deadline = Some(lambda::deadline(event.context.deadline, DEADLINE_MARGIN));
         let summary = handle_event(deps, event.payload, deadline).await?;
         Ok::<_, Error>(serde_json::to_value(summary)?)
     }))
     .await
-}
-
-/// The runtime gives the deadline in epoch milliseconds; the drain works with `Instant`.
-fn deadline_instant(deadline_ms: u64) -> Instant {
-    let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
-    let left = deadline
-        .duration_since(SystemTime::now())
-        .unwrap_or_default();
-    Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
 }

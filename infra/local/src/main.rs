@@ -57,6 +57,11 @@ struct UpArgs {
     jenkins_port: u16,
     #[arg(long, default_value_t = 0)]
     search_port: u16,
+    #[arg(long, default_value_t = 0)]
+    gitlab_port: u16,
+    /// The secret GitLab's Job Hook sends in X-Gitlab-Token.
+    #[arg(long, env = "SPIGOT_GITLAB_WEBHOOK_SECRET", default_value = spigot_local::stack::LOCAL_GITLAB_WEBHOOK_SECRET)]
+    gitlab_webhook_secret: String,
     /// Port `cargo lambda watch` takes invocations on; 0: a free one.
     #[arg(long, default_value_t = 0)]
     watch_port: u16,
@@ -148,6 +153,8 @@ async fn up(stack_name: &str, args: UpArgs) -> anyhow::Result<()> {
         front_door_port: args.port,
         jenkins_port: args.jenkins_port,
         search_port: args.search_port,
+        gitlab_port: args.gitlab_port,
+        gitlab_webhook_secret: args.gitlab_webhook_secret,
         schedule_speedup: args.schedule_speedup,
         webhook_secret: args.webhook_secret,
         parameters: args.params.into_iter().collect(),
@@ -185,7 +192,7 @@ async fn demo() -> anyhow::Result<()> {
         stack.url(),
         stack.moto().endpoint()
     );
-    let rows = spigot_local::demo::run(&stack).await;
+    let rows = spigot_local::demo::run(&stack, &spigot_local::demo::DemoOptions::default()).await;
     drop(stack);
     let rows = rows?;
     println!("\n{}", spigot_local::demo::table(&rows));
@@ -214,7 +221,7 @@ fn banner(stack: &Stack, stack_name: &str) -> String {
     format!(
         "\nspigot is running locally (stack {stack_name})\n\
          \n  webhook endpoint   {webhook}\n  Kafka injector     {front}/kafka/<topic>\n  \
-         sandbox Jenkins    {jenkins}\n  AWS emulator       {aws}\n  search server      {search}\n  \
+         sandbox Jenkins    {jenkins}\n  sandbox GitLab     {gitlab}\n  AWS emulator       {aws}\n  search server      {search}\n  \
          functions          {functions}\n  runtime            {runtime}\n\n\
          Try:\n\
          \n  # a GitHub push webhook\n  curl -i -X POST {webhook} -H 'Content-Type: application/json' \\\n    \
@@ -231,6 +238,7 @@ fn banner(stack: &Stack, stack_name: &str) -> String {
          \nCtrl-C or `make down` stops everything.\n",
         front = stack.url(),
         jenkins = stack.jenkins().url(),
+        gitlab = stack.gitlab().url(),
         aws = stack.moto().endpoint(),
         search = stack.search_url(),
     )

@@ -17,16 +17,21 @@ use crate::api_gateway::Routes;
 use crate::aws_emulator::{MotoServer, REGION};
 use crate::front_door::{FrontDoor, FrontDoorParts};
 use crate::functions::{FunctionSetup, Functions, Runtime};
+use crate::gitlab::SandboxGitlab;
 use crate::jenkins::{SandboxJenkins, SandboxJenkinsConfig};
 use crate::kafka::KafkaInjector;
 use crate::resources::{self, LocalResources};
 use crate::schedules::{self, Schedule};
+use crate::search_proxy::SearchProxy;
 use crate::search_server::SearchServer;
 use crate::sqs_event_source::{self, SqsEventSource};
 use crate::template::{EventSource, Template};
 
 /// Credentials the functions get for the emulator.
 const ACCESS_KEY: &str = "testing";
+/// The token the sandbox GitLab accepts (gitlab.json in the credentials bucket).
+pub const LOCAL_GITLAB_TOKEN: &str = "glpat-local-sandbox-token";
+pub const LOCAL_GITLAB_WEBHOOK_SECRET: &str = "local-gitlab-hook-secret";
 
 /// How the stack is set up.
 #[derive(Debug, Clone)]
@@ -43,6 +48,9 @@ pub struct StackOptions {
     /// GitHub webhook secret (in the credentials bucket's github.json, and checked by
     /// the sandbox Jenkins); `None`: signatures are not checked.
     pub webhook_secret: Option<String>,
+    pub gitlab_port: u16,
+    /// The secret GitLab's Job Hook sends (`X-Gitlab-Token`), in gitlab.json.
+    pub gitlab_webhook_secret: String,
     /// Template parameters, over the local defaults.
     pub parameters: HashMap<String, String>,
     /// The functions' log lines on our log at info, instead of at debug.
@@ -59,6 +67,8 @@ impl Default for StackOptions {
             search_port: 0,
             schedule_speedup: 12,
             webhook_secret: None,
+            gitlab_port: 0,
+            gitlab_webhook_secret: LOCAL_GITLAB_WEBHOOK_SECRET.into(),
             parameters: HashMap::new(),
             echo_function_logs: false,
         }
@@ -71,6 +81,8 @@ pub struct Stack {
     front_door: FrontDoor,
     functions: Arc<Functions>,
     jenkins: Arc<SandboxJenkins>,
+    gitlab: SandboxGitlab,
+    search_proxy: SearchProxy,
     search: SearchServer,
     resources: LocalResources,
     sdk: SdkConfig,
@@ -99,13 +111,19 @@ impl Stack {
             .await?,
         );
 
+        let gitlab = SandboxGitlab::start(options.gitlab_port, LOCAL_GITLAB_TOKEN).await?;
+        // The functions reach the search server through the proxy that can inject faults
+        // and records bulk sizes.
+        let search_proxy = SearchProxy::start(search.url()).await?;
+
         let credentials_bucket = format!("{}-credentials", options.stack_name);
-        create_credentials(&sdk, &credentials_bucket, options.webhook_secret.as_deref()).await?;
+        create_credentials(&sdk, &credentials_bucket, &options).await?;
         let mut parameters = local_parameters(
             &template,
             &[
                 ("TargetUrl", jenkins.url()),
-                ("SearchUrl", search.url().to_owned()),
+                ("GitlabUrl", gitlab.url()),
+                ("SearchUrl", search_proxy.url()),
                 ("CredentialsBucket", credentials_bucket),
             ],
         );
@@ -211,6 +229,8 @@ impl Stack {
             front_door,
             functions,
             jenkins,
+            gitlab,
+            search_proxy,
             search,
             resources,
             sdk,
@@ -247,8 +267,17 @@ impl Stack {
         &self.jenkins
     }
 
+    /// The search server itself (the functions go through [`Stack::search_proxy`]).
     pub fn search_url(&self) -> &str {
         self.search.url()
+    }
+
+    pub fn search_proxy(&self) -> &SearchProxy {
+        &self.search_proxy
+    }
+
+    pub fn gitlab(&self) -> &SandboxGitlab {
+        &self.gitlab
     }
 
     pub fn resources(&self) -> &LocalResources {
@@ -308,7 +337,9 @@ impl Stack {
         info["apis"] = json!(apis);
         info["aws_endpoint"] = json!(self.moto.endpoint());
         info["search"] = json!(self.search.url());
+        info["search_proxy"] = json!(self.search_proxy.url());
         info["jenkins"] = json!(self.jenkins.url());
+        info["gitlab"] = json!(self.gitlab.url());
         info["functions"] = json!(self.functions.names());
         info["cargo_lambda_watch"] = json!(self.functions.watch_url());
         info["operator_env"] = json!(self.operator_env().into_iter().collect::<BTreeMap<_, _>>());
@@ -339,7 +370,7 @@ fn local_parameters(template: &Template, values: &[(&str, String)]) -> HashMap<S
 async fn create_credentials(
     sdk: &SdkConfig,
     bucket: &str,
-    webhook_secret: Option<&str>,
+    options: &StackOptions,
 ) -> anyhow::Result<()> {
     let s3 = spigot_common::aws::s3_client(sdk);
     s3.create_bucket()
@@ -347,18 +378,21 @@ async fn create_credentials(
         .send()
         .await
         .with_context(|| format!("creating the credentials bucket {bucket}"))?;
-    if let Some(secret) = webhook_secret {
+    let mut objects = vec![(
+        "gitlab.json",
+        json!({"token": LOCAL_GITLAB_TOKEN, "webhook_secret": options.gitlab_webhook_secret}),
+    )];
+    if let Some(secret) = &options.webhook_secret {
+        objects.push(("github.json", json!({"webhook_secrets": [secret]})));
+    }
+    for (key, value) in objects {
         s3.put_object()
             .bucket(bucket)
-            .key("github.json")
-            .body(ByteStream::from(
-                json!({"webhook_secrets": [secret]})
-                    .to_string()
-                    .into_bytes(),
-            ))
+            .key(key)
+            .body(ByteStream::from(value.to_string().into_bytes()))
             .send()
             .await
-            .context("writing github.json")?;
+            .with_context(|| format!("writing {key}"))?;
     }
     Ok(())
 }

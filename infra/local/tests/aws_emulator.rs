@@ -132,7 +132,7 @@ async fn moto_holds_the_spigot_resources_and_dies_with_its_handle() {
         .filter_map(|resource| resource.path)
         .collect();
     paths.sort();
-    assert_eq!(paths, ["/", "/webhook", "/webhook/{proxy+}"]);
+    assert_eq!(paths, ["/", "/gitlab", "/webhook", "/webhook/{proxy+}"]);
 
     drop(moto);
     assert!(

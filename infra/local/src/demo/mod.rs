@@ -2,6 +2,7 @@
 //! table of expected and actual counts. Every number is read back from where it lands
 //! (the sandbox upstreams, the queues, the stage), never assumed.
 
+mod gitlab;
 mod spigot;
 
 use std::time::{Duration, Instant};
@@ -59,10 +60,30 @@ pub fn stack_options() -> StackOptions {
     }
 }
 
+/// What the demo may be told.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Size of the GitLab part's big job log.
+    pub big_job_bytes: u64,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions {
+            big_job_bytes: 50 * 1024 * 1024,
+        }
+    }
+}
+
 /// Runs every part on `stack`; the summary rows.
-pub async fn run(stack: &Stack) -> anyhow::Result<Vec<Row>> {
+pub async fn run(stack: &Stack, options: &DemoOptions) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     rows.extend(spigot::run(stack).await.context("the spigot part")?);
+    rows.extend(
+        gitlab::run(stack, options.big_job_bytes)
+            .await
+            .context("the GitLab part")?,
+    );
     Ok(rows)
 }
 

@@ -1,0 +1,174 @@
+//! `/gitlab`: a GitLab Job Hook (POST) or the legacy `after_script` call (GET) asks for a
+//! job's log. Only finished jobs are queued; every other event or status gets a 2xx and is
+//! ignored, because GitLab disables for good a hook that answers 4xx. Facts:
+//! `reference/gitlab-api.md` §4, §10–§11.
+
+use std::collections::HashMap;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
+use serde_json::{json, Value};
+use spigot_common::apigw::{error_response, header, json_response, query_pairs, raw_body};
+use spigot_common::aws::error_text;
+use spigot_common::envelope::now_rfc3339;
+use spigot_common::gitlab::is_terminal;
+use spigot_common::secrets::Secret;
+use subtle::ConstantTimeEq;
+
+use crate::{IngestRequest, REQUEST_VERSION};
+
+pub const EVENT_HEADER: &str = "x-gitlab-event";
+pub const TOKEN_HEADER: &str = "x-gitlab-token";
+pub const JOB_HOOK: &str = "Job Hook";
+
+pub struct Intake {
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    /// `None`: nothing is accepted until a secret is configured.
+    pub webhook_secret: Option<Secret>,
+}
+
+pub async fn handle_request(
+    intake: &Intake,
+    request: ApiGatewayProxyRequest,
+) -> ApiGatewayProxyResponse {
+    match request.http_method.as_str() {
+        "POST" => job_hook(intake, &request).await,
+        "GET" => after_script(intake, &request).await,
+        other => error_response(
+            405,
+            format!("{other} is not accepted: POST a Job Hook, or GET from after_script"),
+        ),
+    }
+}
+
+/// `POST /gitlab` with a Job Hook.
+async fn job_hook(intake: &Intake, request: &ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
+    if let Some(refusal) = refuse_token(intake, header(request, TOKEN_HEADER)) {
+        return refusal;
+    }
+    let event = header(request, EVENT_HEADER).unwrap_or("");
+    if event != JOB_HOOK {
+        return ignored(&format!("X-Gitlab-Event {event:?} is not a Job Hook"));
+    }
+    let body = match raw_body(request) {
+        Ok(body) => body,
+        Err(err) => return error_response(400, err.to_string()),
+    };
+    let hook: Value = match serde_json::from_slice(&body) {
+        Ok(hook) => hook,
+        Err(err) => return error_response(400, format!("the Job Hook body is not JSON: {err}")),
+    };
+    let (Some(project_id), Some(job_id), Some(status)) = (
+        hook["project_id"].as_u64(),
+        hook["build_id"].as_u64(),
+        hook["build_status"].as_str(),
+    ) else {
+        return error_response(
+            400,
+            "a Job Hook needs numeric project_id and build_id, and build_status",
+        );
+    };
+    if !is_terminal(status) {
+        return ignored(&format!(
+            "job {job_id} is {status}; its log is read once it has finished"
+        ));
+    }
+    let project_path = hook["project"]["path_with_namespace"]
+        .as_str()
+        .map(str::to_owned);
+    enqueue(intake, project_id, job_id, "job_hook", project_path).await
+}
+
+/// `GET /gitlab?project_id=&job_id=...` from a job's `after_script`: the job is still
+/// running then, so ingest waits for it to finish.
+async fn after_script(
+    intake: &Intake,
+    request: &ApiGatewayProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let query: HashMap<String, String> = query_pairs(request).into_iter().collect();
+    if query.contains_key("gitlab_token") {
+        // Said before the token check: the fix is on the caller's side either way.
+        return error_response(
+            400,
+            "do not send gitlab_token: a token in a URL ends up in access logs; gitlab_ingest \
+             reads job logs with its own configured GitLab token",
+        );
+    }
+    let token = header(request, TOKEN_HEADER).or(query.get("token").map(String::as_str));
+    if let Some(refusal) = refuse_token(intake, token) {
+        return refusal;
+    }
+    let number = |name: &str| query.get(name).and_then(|v| v.trim().parse::<u64>().ok());
+    let (Some(project_id), Some(job_id)) = (number("project_id"), number("job_id")) else {
+        return error_response(
+            400,
+            "project_id and job_id are required and must be numbers",
+        );
+    };
+    let project_path = query.get("project_name").cloned().filter(|p| !p.is_empty());
+    enqueue(intake, project_id, job_id, "after_script", project_path).await
+}
+
+/// The answer to a request whose token does not match the configured secret (compared
+/// in constant time); `None` when it matches.
+fn refuse_token(intake: &Intake, token: Option<&str>) -> Option<ApiGatewayProxyResponse> {
+    let Some(secret) = &intake.webhook_secret else {
+        return Some(error_response(
+            503,
+            "gitlab_ingest has no webhook secret configured",
+        ));
+    };
+    match token {
+        None => Some(error_response(401, "X-Gitlab-Token is missing")),
+        Some(token) if bool::from(token.as_bytes().ct_eq(secret.expose().as_bytes())) => None,
+        Some(_) => Some(error_response(
+            401,
+            "X-Gitlab-Token does not match the configured secret",
+        )),
+    }
+}
+
+async fn enqueue(
+    intake: &Intake,
+    project_id: u64,
+    job_id: u64,
+    source: &str,
+    project_path: Option<String>,
+) -> ApiGatewayProxyResponse {
+    let message = IngestRequest {
+        version: REQUEST_VERSION,
+        project_id,
+        job_id,
+        source: source.to_owned(),
+        project_path,
+        received_at: now_rfc3339(),
+    };
+    let body = serde_json::to_string(&message).expect("a request serialises");
+    match intake
+        .sqs
+        .send_message()
+        .queue_url(&intake.queue_url)
+        .message_body(body)
+        .send()
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(project_id, job_id, source, "job queued for ingestion");
+            json_response(
+                202,
+                json!({"status": "queued", "project_id": project_id, "job_id": job_id}),
+            )
+        }
+        Err(err) => {
+            tracing::error!(project_id, job_id, error = %error_text(&err), "cannot queue the job");
+            error_response(
+                503,
+                format!("the job could not be queued: {}", error_text(&err)),
+            )
+        }
+    }
+}
+
+fn ignored(reason: &str) -> ApiGatewayProxyResponse {
+    json_response(200, json!({"status": "ignored", "reason": reason}))
+}

@@ -1,0 +1,231 @@
+//! gitlab_ingest on real protocol, handlers in-process: a moto server with the template's
+//! resources, the search server behind the fault proxy, and the sandbox GitLab. No SQS
+//! poller runs here: tests hand the ingest queue's messages to the handler themselves.
+
+use std::collections::HashMap;
+
+use aws_config::SdkConfig;
+use aws_lambda_events::apigw::ApiGatewayProxyRequest;
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use base64::Engine as _;
+use gitlab_ingest::ingest::{Ingest, IngestConfig};
+use gitlab_ingest::intake::Intake;
+use http::{HeaderName, HeaderValue, Method};
+use serde_json::{json, Value};
+use spigot_common::gitlab::GitlabClient;
+use spigot_common::search::{SearchAuth, SearchClient};
+use spigot_common::secrets::Secret;
+use spigot_local::aws_emulator::MotoServer;
+use spigot_local::gitlab::SandboxGitlab;
+use spigot_local::resources::{self, LocalResources};
+use spigot_local::search_proxy::SearchProxy;
+use spigot_local::search_server::SearchServer;
+use spigot_local::template::Template;
+
+pub const TOKEN: &str = "glpat-test-token";
+pub const HOOK_SECRET: &str = "hook-secret";
+pub const PREFIX: &str = "ci-logs";
+
+pub struct GitlabWorld {
+    pub gitlab: SandboxGitlab,
+    pub proxy: SearchProxy,
+    /// The search server itself, for reading back what was indexed.
+    pub search: SearchClient,
+    pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub queue_url: String,
+    pub archive_bucket: String,
+    pub deps: gitlab_ingest::Deps,
+    pub resources: LocalResources,
+    pub sdk: SdkConfig,
+    _search_server: SearchServer,
+    pub moto: MotoServer,
+}
+
+impl GitlabWorld {
+    pub async fn start() -> GitlabWorld {
+        let moto = MotoServer::start().await.expect("moto starts");
+        let sdk = moto.sdk_config().await;
+        let template = Template::workspace().expect("template.yaml reads");
+        let resources = resources::create(&sdk, &template, "gitlab-test", &HashMap::new())
+            .await
+            .expect("the template's resources");
+        let search_server = SearchServer::start(0).await.expect("osmem starts");
+        let proxy = SearchProxy::start(search_server.url())
+            .await
+            .expect("the proxy starts");
+        let gitlab = SandboxGitlab::start(0, TOKEN)
+            .await
+            .expect("the sandbox GitLab starts");
+        let queue_url = resources.reference("IngestQueue").unwrap().to_owned();
+        let archive_bucket = resources.reference("ArchiveBucket").unwrap().to_owned();
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let s3 = spigot_common::aws::s3_client(&sdk);
+        let deps = gitlab_ingest::Deps {
+            intake: Intake {
+                sqs: sqs.clone(),
+                queue_url: queue_url.clone(),
+                webhook_secret: Some(Secret::new(HOOK_SECRET)),
+            },
+            ingest: Ingest::new(IngestConfig {
+                gitlab: GitlabClient::new(
+                    &gitlab.url(),
+                    Secret::new(TOKEN),
+                    std::time::Duration::from_secs(10),
+                )
+                .unwrap(),
+                search: SearchClient::new(&proxy.url(), SearchAuth::None).unwrap(),
+                s3: s3.clone(),
+                sqs: sqs.clone(),
+                queue_url: queue_url.clone(),
+                archive_bucket: archive_bucket.clone(),
+                index_prefix: PREFIX.into(),
+                max_line_bytes: spigot_common::logline::DEFAULT_MAX_LINE_BYTES,
+            }),
+        };
+        GitlabWorld {
+            search: SearchClient::new(search_server.url(), SearchAuth::None).unwrap(),
+            gitlab,
+            proxy,
+            sqs,
+            s3,
+            queue_url,
+            archive_bucket,
+            deps,
+            resources,
+            sdk,
+            _search_server: search_server,
+            moto,
+        }
+    }
+
+    /// Calls the function with an API request or an SQS batch, as Lambda would.
+    pub async fn invoke(&self, event: Value) -> Value {
+        gitlab_ingest::handle(&self.deps, event, None)
+            .await
+            .expect("the event is handled")
+    }
+
+    /// Receives what is on the ingest queue as the SQS event Lambda would pass.
+    pub async fn receive(&self) -> Value {
+        let messages = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("receive")
+            .messages
+            .unwrap_or_default();
+        let records: Vec<SqsMessage> = messages
+            .into_iter()
+            .map(|m| {
+                let mut record = SqsMessage::default();
+                record.message_id = m.message_id;
+                record.receipt_handle = m.receipt_handle;
+                record.body = m.body;
+                record.attributes = m
+                    .attributes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v))
+                    .collect();
+                record.event_source = Some("aws:sqs".into());
+                record
+            })
+            .collect();
+        let mut event = SqsEvent::default();
+        event.records = records;
+        serde_json::to_value(event).unwrap()
+    }
+
+    /// Documents of job `job_id` in the index, after a refresh.
+    pub async fn documents(&self, job_id: u64) -> u64 {
+        self.search
+            .refresh(&format!("{PREFIX}-*"))
+            .await
+            .expect("refresh");
+        self.search
+            .count(
+                &format!("{PREFIX}-*"),
+                &json!({"term": {"ci.job.id": job_id.to_string()}}),
+            )
+            .await
+            .expect("count")
+    }
+
+    pub async fn archived(&self, key: &str) -> Vec<u8> {
+        self.s3
+            .get_object()
+            .bucket(&self.archive_bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("the archived log")
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .to_vec()
+    }
+}
+
+/// An API Gateway request for `/gitlab`.
+pub fn gitlab_request(
+    method: Method,
+    headers: &[(&str, &str)],
+    query: &[(&str, &str)],
+    body: Option<&Value>,
+) -> Value {
+    let mut request = ApiGatewayProxyRequest::default();
+    request.http_method = method;
+    request.path = Some("/gitlab".into());
+    request.resource = Some("/gitlab".into());
+    for (name, value) in headers {
+        request.headers.insert(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    request.query_string_parameters = query
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect::<HashMap<_, _>>()
+        .into();
+    if let Some(body) = body {
+        request.body = Some(base64::engine::general_purpose::STANDARD.encode(body.to_string()));
+        request.is_base64_encoded = true;
+    }
+    serde_json::to_value(request).unwrap()
+}
+
+/// A Job Hook POST with the right token.
+pub fn job_hook(hook: &Value) -> Value {
+    gitlab_request(
+        Method::POST,
+        &[
+            ("x-gitlab-event", "Job Hook"),
+            ("x-gitlab-token", HOOK_SECRET),
+            ("content-type", "application/json"),
+        ],
+        &[],
+        Some(hook),
+    )
+}
+
+/// The ids of the messages the batch response lists as failed.
+pub fn failures(response: &Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["itemIdentifier"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
