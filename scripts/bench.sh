@@ -5,7 +5,9 @@
 #   1. release host binaries of the functions and of the hello-world baseline;
 #   2. release arm64 Lambda zips (cargo-lambda from the venv) and their sizes;
 #   3. init time of each function binary against hello-world (tests/benches/init_time.rs);
-#   4. in-process handler latency and drain throughput (tests/benches/spigot.rs).
+#   4. in-process handler latency and drain throughput (tests/benches/spigot.rs);
+#   5. gitlab_ingest: parser throughput, peak RSS of whole ingests, bulk sizes
+#      (tests/benches/gitlab.rs).
 #
 # A missed target or a benchmark that could not measure is a row (MISSED / FAILED) and
 # the exit status stays 0; only the harness itself failing (a build error, a benchmark
@@ -30,7 +32,8 @@ trap 'rm -rf "$work"' EXIT
 latency_rows="$work/latency.rows"
 zip_rows="$work/zip.rows"
 init_rows="$work/init.rows"
-touch "$latency_rows" "$zip_rows" "$init_rows"
+gitlab_rows="$work/gitlab.rows"
+touch "$latency_rows" "$zip_rows" "$init_rows" "$gitlab_rows"
 harness_failed=0
 
 row() { # benchmark value target verdict >> file
@@ -60,8 +63,8 @@ run_bench() {
 }
 
 echo "==> cargo build --release (host binaries for the init-time benchmark)"
-cargo build --release -p process_webhooks -p send_from_queue -p spigot-tests \
-  --bin process_webhooks --bin send_from_queue --bin hello_lambda
+cargo build --release -p process_webhooks -p send_from_queue -p gitlab_ingest -p spigot-tests \
+  --bin process_webhooks --bin send_from_queue --bin gitlab_ingest --bin hello_lambda
 
 echo "==> cargo lambda build --release --arm64 (zip sizes)"
 cargo_lambda="$SPIGOT_VENV/bin/cargo-lambda"
@@ -93,13 +96,14 @@ done
 
 run_bench init_time "$init_rows"
 run_bench spigot "$latency_rows"
+run_bench gitlab "$gitlab_rows"
 
 # One table, columns padded for the terminal (still valid markdown).
 echo
 {
   echo "| benchmark | value | target | verdict |"
   echo "| --- | --- | --- | --- |"
-  cat "$latency_rows" "$zip_rows" "$init_rows"
+  cat "$latency_rows" "$zip_rows" "$init_rows" "$gitlab_rows"
 } | awk '
   { gsub(/^[|] | [|]$/, ""); n = split($0, cell, / [|] /)
     for (i = 1; i <= n; i++) { rows[NR, i] = cell[i]; if (length(cell[i]) > w[i]) w[i] = length(cell[i]) } }

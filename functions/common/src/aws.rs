@@ -132,11 +132,9 @@ fn to_reqwest(request: HttpRequest) -> Result<reqwest::Request, ConnectorError> 
     let request = request
         .try_into_http1x()
         .map_err(|err| ConnectorError::user(err.into()))?
-        .map(|body: SdkBody| match body.bytes() {
-            Some(bytes) => reqwest::Body::from(bytes::Bytes::copy_from_slice(bytes)),
-            // A streaming upload stays a stream.
-            None => reqwest::Body::wrap(body),
-        });
+        // Wrapped, not copied: an 8 MiB upload part stays one buffer. The SDK sets
+        // Content-Length itself, and the body's size hint is exact when it is in memory.
+        .map(reqwest::Body::wrap);
     reqwest::Request::try_from(request).map_err(|err| ConnectorError::user(err.into()))
 }
 

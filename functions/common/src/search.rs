@@ -570,6 +570,59 @@ mod tests {
         assert!(parse_bulk_answer(b"not json").is_err());
     }
 
+    /// A one-shot HTTP server: answers `answer` and hands back the request's head.
+    async fn capture_one(answer: &'static str) -> (String, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = vec![0u8; 8192];
+            let n = socket.read(&mut head).await.unwrap();
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                answer.len()
+            );
+            socket.write_all(reply.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&head[..n]).into_owned()
+        });
+        (url, task)
+    }
+
+    #[tokio::test]
+    async fn basic_auth_goes_in_the_authorization_header() {
+        let (url, request) = capture_one(r#"{"count":3}"#).await;
+        let client = SearchClient::new(
+            &url,
+            SearchAuth::Basic {
+                username: "indexer".into(),
+                password: Secret::new("pa55"),
+            },
+        )
+        .unwrap();
+        let count = client
+            .count("ci-logs-*", &serde_json::json!({"match_all": {}}))
+            .await
+            .unwrap();
+        assert_eq!(count, 3);
+        let head = request.await.unwrap().to_ascii_lowercase();
+        // base64("indexer:pa55")
+        assert!(
+            head.contains("authorization: basic aw5kzxhlcjpwytu1"),
+            "{head}"
+        );
+        assert!(head.starts_with("post /ci-logs-*/_count "), "{head}");
+        assert!(
+            format!(
+                "{:?}",
+                SearchAuth::Basic {
+                    username: "indexer".into(),
+                    password: Secret::new("pa55")
+                }
+            ) == "basic (indexer)"
+        );
+    }
+
     #[tokio::test]
     async fn sigv4_signs_with_the_service_and_region_in_the_scope() {
         let credentials = SharedCredentialsProvider::new(aws_credential_types::Credentials::new(

@@ -315,6 +315,10 @@ pub struct FunctionProcess {
 }
 
 impl FunctionProcess {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Just before the process was started: the origin of its init time.
     pub fn spawned_at(&self) -> Instant {
         self.spawned_at
