@@ -154,7 +154,13 @@ async fn the_front_door_is_api_gateway_with_live_stage_variables() {
         .unwrap();
     assert_eq!(
         info["functions"],
-        json!(["gitlab_ingest", "process_webhooks", "send_from_queue"])
+        json!([
+            "gitlab_ingest",
+            "log_tailer",
+            "port_runner",
+            "process_webhooks",
+            "send_from_queue"
+        ])
     );
     assert_eq!(
         info["operator_env"]["REST_API_ID"],

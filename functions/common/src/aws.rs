@@ -50,6 +50,37 @@ pub fn s3_client(conf: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     )
 }
 
+/// Creates the object `key` with `body` only if none is there (S3 `If-None-Match: *`):
+/// `true` when this call created it, `false` when it existed.
+pub async fn put_if_absent(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> Result<bool, String> {
+    let result = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .if_none_match("*")
+        .body(aws_sdk_s3::primitives::ByteStream::from(body))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        // 412: the object exists; 409: a concurrent put of the same key is in flight.
+        Err(err)
+            if matches!(
+                err.raw_response().map(|r| r.status().as_u16()),
+                Some(412 | 409)
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(error_text(&err)),
+    }
+}
+
 /// A one-line description of an SDK error: the service's code and message when there is
 /// one, else the whole error chain.
 pub fn error_text<E>(err: &E) -> String

@@ -117,28 +117,14 @@ impl WebhookBuffer {
 
     /// Put-if-absent of a marker for the delivery id; lifecycle rules expire the markers.
     pub async fn claim_delivery(&self, delivery_id: &str) -> Claim {
-        let result = self
-            .s3
-            .put_object()
-            .bucket(&self.config.payload_bucket)
-            .key(format!("{DELIVERY_PREFIX}{delivery_id}"))
-            .if_none_match("*")
-            .body(ByteStream::from_static(b""))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Claim::First,
-            // 412: the marker exists; 409: a concurrent put of the same marker is in flight.
-            Err(err)
-                if matches!(
-                    err.raw_response().map(|r| r.status().as_u16()),
-                    Some(412 | 409)
-                ) =>
-            {
-                Claim::Duplicate
-            }
-            Err(err) => {
-                tracing::warn!(error = %error_text(&err), "delivery marker store failed; not deduplicating");
+        let key = format!("{DELIVERY_PREFIX}{delivery_id}");
+        match crate::aws::put_if_absent(&self.s3, &self.config.payload_bucket, &key, Vec::new())
+            .await
+        {
+            Ok(true) => Claim::First,
+            Ok(false) => Claim::Duplicate,
+            Err(error) => {
+                tracing::warn!(%error, "delivery marker store failed; not deduplicating");
                 Claim::Unknown
             }
         }

@@ -39,6 +39,42 @@ pub struct JenkinsCredentials {
     pub api_token: Secret,
 }
 
+/// `jenkins.json` read for named Jenkins servers (port_runner, log_tailer): per-server
+/// credentials under `servers`, with the top-level `username` / `api_token` (or
+/// `JENKINS_USERNAME` / `JENKINS_API_TOKEN`) for servers not listed.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct JenkinsSecrets {
+    pub username: Option<String>,
+    pub api_token: Option<Secret>,
+    #[serde(default)]
+    pub servers: std::collections::HashMap<String, JenkinsCredentials>,
+}
+
+impl JenkinsSecrets {
+    pub fn for_server(&self, name: &str) -> Option<JenkinsCredentials> {
+        self.servers.get(name).cloned().or_else(|| {
+            Some(JenkinsCredentials {
+                username: self.username.clone()?,
+                api_token: self.api_token.clone()?,
+            })
+        })
+    }
+
+    /// From `jenkins.json` in the credentials bucket, or the environment.
+    pub async fn load(s3: &aws_sdk_s3::Client) -> Result<Self, SecretsError> {
+        match optional("CREDENTIALS_BUCKET") {
+            Some(bucket) => Ok(read_json(s3, &bucket, "jenkins.json")
+                .await?
+                .unwrap_or_default()),
+            None => Ok(JenkinsSecrets {
+                username: optional("JENKINS_USERNAME"),
+                api_token: optional("JENKINS_API_TOKEN").map(Secret::new),
+                servers: Default::default(),
+            }),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
     #[error("cannot read s3://{bucket}/{key}: {reason}")]
@@ -53,6 +89,16 @@ pub enum SecretsError {
         key: String,
         reason: String,
     },
+}
+
+/// A secret the function cannot start without is a configuration error.
+impl From<SecretsError> for crate::config::ConfigError {
+    fn from(error: SecretsError) -> Self {
+        crate::config::ConfigError::Invalid {
+            name: "CREDENTIALS_BUCKET",
+            reason: error.to_string(),
+        }
+    }
 }
 
 /// Reads a JSON object from the credentials bucket; a missing object is `None`.

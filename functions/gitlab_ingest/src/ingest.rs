@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::Serialize;
-use spigot_common::archive::{ArchiveError, ArchiveUpload};
+use spigot_common::archive::ArchiveUpload;
 use spigot_common::aws::error_text;
 use spigot_common::gitlab::{is_terminal, GitlabClient, GitlabError, Job};
+use spigot_common::log_copy::{CopyError, IndexTarget, LogCopy};
 use spigot_common::log_index::{index_name, index_template, JobFields, LogSource};
-use spigot_common::logline::LineParser;
-use spigot_common::search::{BulkStats, BulkWriter, SearchClient, SearchError, MAX_BULK_BYTES};
+use spigot_common::search::{BulkStats, SearchClient, SearchError};
 use spigot_common::telemetry::Metrics;
 use tokio::sync::OnceCell;
 
@@ -78,7 +78,7 @@ pub enum IngestError {
     #[error(transparent)]
     Search(#[from] SearchError),
     #[error(transparent)]
-    Archive(#[from] ArchiveError),
+    Copy(#[from] CopyError),
     #[error("{count} documents refused by the index, e.g. {reasons:?}")]
     Rejected { count: u64, reasons: Vec<String> },
     #[error("the invocation's time ran out")]
@@ -178,56 +178,47 @@ impl Ingest {
             job.started_at.as_deref().unwrap_or(&job_time),
             Some(format!("s3://{}/{archive_key}", c.archive_bucket)),
         );
-        let mut archive = ArchiveUpload::new(
+        let archive = ArchiveUpload::new(
             c.s3.clone(),
             &c.archive_bucket,
             &archive_key,
             "text/plain; charset=utf-8",
         );
-        let mut stats = IngestStats {
-            index: index.clone(),
-            archive_key: archive_key.clone(),
-            ..IngestStats::default()
+        let target = IndexTarget {
+            search: &c.search,
+            index: &index,
+            source: &source,
         };
-        let copied = self
-            .copy_trace(request, &source, &index, &mut archive, &mut stats)
-            .await;
-        let bulk = match copied {
-            Ok(bulk) => bulk,
-            Err(error) => {
-                archive.abort().await;
-                return Err(error);
-            }
-        };
-        stats.bytes = archive.finish().await?;
-        stats.bulk = bulk;
-        if stats.bulk.rejected > 0 {
+        let mut copy = LogCopy::new(archive, Some(target), c.max_line_bytes);
+        if let Err(error) = self.stream_trace(request, &mut copy).await {
+            copy.abort().await;
+            return Err(error);
+        }
+        let copied = copy.finish().await?;
+        let bulk = copied.bulk.unwrap_or_default();
+        if bulk.rejected > 0 {
             return Err(IngestError::Rejected {
-                count: stats.bulk.rejected,
-                reasons: stats.bulk.reasons.clone(),
+                count: bulk.rejected,
+                reasons: bulk.reasons.clone(),
             });
         }
-        Ok(JobOutcome::Ingested(stats))
+        Ok(JobOutcome::Ingested(IngestStats {
+            lines: copied.lines,
+            bytes: copied.bytes,
+            index,
+            archive_key,
+            log_truncated: copied.log_truncated,
+            bulk,
+        }))
     }
 
-    /// Streams the trace into the parser, the bulk writer and the archive.
-    async fn copy_trace(
+    /// Streams the trace into the copy.
+    async fn stream_trace(
         &self,
         request: &IngestRequest,
-        source: &LogSource,
-        index: &str,
-        archive: &mut ArchiveUpload,
-        stats: &mut IngestStats,
-    ) -> Result<BulkStats, IngestError> {
+        copy: &mut LogCopy<'_>,
+    ) -> Result<(), IngestError> {
         let c = &self.config;
-        let mut parser = LineParser::new(c.max_line_bytes);
-        let mut sink = DocumentSink {
-            source,
-            index,
-            bulk: BulkWriter::new(&c.search, MAX_BULK_BYTES),
-            document: Vec::new(),
-            log_truncated: false,
-        };
         match c.gitlab.trace(request.project_id, request.job_id).await {
             // The job exists (it was just read): a 404 here means it has no log.
             Err(GitlabError::NotFound { .. }) => {
@@ -236,8 +227,9 @@ impl Ingest {
                     job_id = request.job_id,
                     "the job has no log"
                 );
+                Ok(())
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => Err(error.into()),
             Ok(mut response) => {
                 let silence = c.gitlab.timeout();
                 loop {
@@ -247,17 +239,11 @@ impl Ingest {
                             IngestError::Trace(format!("GitLab sent nothing for {silence:?}"))
                         })?
                         .map_err(|e| IngestError::Trace(spigot_common::http::error_chain(&e)))?;
-                    let Some(chunk) = chunk else { break };
-                    archive.write(&chunk).await?;
-                    parser.feed(&chunk, &mut |line| sink.add(line));
-                    sink.bulk.send_full().await?;
+                    let Some(chunk) = chunk else { return Ok(()) };
+                    copy.write(&chunk).await?;
                 }
             }
         }
-        parser.finish(&mut |line| sink.add(line));
-        stats.lines = parser.lines();
-        stats.log_truncated = sink.log_truncated;
-        Ok(sink.bulk.finish().await?)
     }
 
     /// Hides the message for longer each time it comes back; the delay it got.
@@ -284,29 +270,6 @@ impl Ingest {
             }
         }
         delay
-    }
-}
-
-/// Turns parsed lines into bulk `create`s.
-struct DocumentSink<'a> {
-    source: &'a LogSource,
-    index: &'a str,
-    bulk: BulkWriter<'a>,
-    /// Reused for every document.
-    document: Vec<u8>,
-    log_truncated: bool,
-}
-
-impl DocumentSink<'_> {
-    fn add(&mut self, line: &spigot_common::logline::LogLine<'_>) {
-        self.document.clear();
-        self.source.write_document(line, &mut self.document);
-        self.bulk.create(
-            self.index,
-            &self.source.document_id(line.number),
-            &self.document,
-        );
-        self.log_truncated |= line.log_limit_exceeded;
     }
 }
 

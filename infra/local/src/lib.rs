@@ -19,6 +19,7 @@ mod http_server;
 pub mod jenkins;
 pub mod kafka;
 pub mod net;
+pub mod port;
 pub mod process;
 pub mod resources;
 pub mod runtime_api;

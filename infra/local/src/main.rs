@@ -154,6 +154,8 @@ async fn up(stack_name: &str, args: UpArgs) -> anyhow::Result<()> {
         jenkins_port: args.jenkins_port,
         search_port: args.search_port,
         gitlab_port: args.gitlab_port,
+        port_port: 0,
+        port_routes: None,
         gitlab_webhook_secret: args.gitlab_webhook_secret,
         schedule_speedup: args.schedule_speedup,
         webhook_secret: args.webhook_secret,
@@ -221,7 +223,7 @@ fn banner(stack: &Stack, stack_name: &str) -> String {
     format!(
         "\nspigot is running locally (stack {stack_name})\n\
          \n  webhook endpoint   {webhook}\n  Kafka injector     {front}/kafka/<topic>\n  \
-         sandbox Jenkins    {jenkins}\n  sandbox GitLab     {gitlab}\n  AWS emulator       {aws}\n  search server      {search}\n  \
+         sandbox Jenkins    {jenkins}\n  sandbox GitLab     {gitlab}\n  sandbox Port       {port}\n  AWS emulator       {aws}\n  search server      {search}\n  \
          functions          {functions}\n  runtime            {runtime}\n\n\
          Try:\n\
          \n  # a GitHub push webhook\n  curl -i -X POST {webhook} -H 'Content-Type: application/json' \\\n    \
@@ -239,6 +241,7 @@ fn banner(stack: &Stack, stack_name: &str) -> String {
         front = stack.url(),
         jenkins = stack.jenkins().url(),
         gitlab = stack.gitlab().url(),
+        port = stack.port().url(),
         aws = stack.moto().endpoint(),
         search = stack.search_url(),
     )

@@ -29,6 +29,8 @@ pub struct LocalApi {
 /// What [`create`] made, and how the template's references resolve to it.
 #[derive(Debug, Clone)]
 pub struct LocalResources {
+    /// The template as it applies locally: resources whose condition is false left out.
+    pub template: Template,
     pub resolver: Resolver,
     /// By logical id.
     pub apis: BTreeMap<String, LocalApi>,
@@ -86,6 +88,7 @@ pub async fn create(
         resources: HashMap::new(),
         conditions: template.conditions(),
     };
+    let template = &template.enabled(&resolver)?;
     let functions = template.functions()?;
     // Functions first: API integrations and the outputs refer to them.
     for function in &functions {
@@ -99,7 +102,11 @@ pub async fn create(
     create_queues(sdk, template, &mut resolver).await?;
     create_buckets(sdk, template, &mut resolver).await?;
     let apis = create_apis(sdk, template, &functions, &mut resolver).await?;
-    Ok(LocalResources { resolver, apis })
+    Ok(LocalResources {
+        template: template.clone(),
+        resolver,
+        apis,
+    })
 }
 
 fn validate_stack_name(name: &str) -> anyhow::Result<()> {

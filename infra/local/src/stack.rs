@@ -18,8 +18,9 @@ use crate::aws_emulator::{MotoServer, REGION};
 use crate::front_door::{FrontDoor, FrontDoorParts};
 use crate::functions::{FunctionSetup, Functions, Runtime};
 use crate::gitlab::SandboxGitlab;
-use crate::jenkins::{SandboxJenkins, SandboxJenkinsConfig};
+use crate::jenkins::{BuildScript, SandboxJenkins, SandboxJenkinsConfig, SandboxJob};
 use crate::kafka::KafkaInjector;
+use crate::port::SandboxPort;
 use crate::resources::{self, LocalResources};
 use crate::schedules::{self, Schedule};
 use crate::search_proxy::SearchProxy;
@@ -32,6 +33,13 @@ const ACCESS_KEY: &str = "testing";
 /// The token the sandbox GitLab accepts (gitlab.json in the credentials bucket).
 pub const LOCAL_GITLAB_TOKEN: &str = "glpat-local-sandbox-token";
 pub const LOCAL_GITLAB_WEBHOOK_SECRET: &str = "local-gitlab-hook-secret";
+/// The sandbox Port's organisation and client credentials (port.json).
+pub const LOCAL_PORT_ORG: &str = "org_sandbox";
+pub const LOCAL_PORT_CLIENT_ID: &str = "sandbox-client";
+pub const LOCAL_PORT_CLIENT_SECRET: &str = "sandbox-client-secret";
+/// The reference example action, routed to the sandbox Jenkins' example job.
+pub const EXAMPLE_ACTION: &str = "deploy_microservice_kafka";
+pub const EXAMPLE_JOB: &str = "deploy/microservice";
 
 /// How the stack is set up.
 #[derive(Debug, Clone)]
@@ -51,6 +59,10 @@ pub struct StackOptions {
     pub gitlab_port: u16,
     /// The secret GitLab's Job Hook sends (`X-Gitlab-Token`), in gitlab.json.
     pub gitlab_webhook_secret: String,
+    pub port_port: u16,
+    /// port_runner's routes; `None`: the example action to the sandbox Jenkins'
+    /// example job.
+    pub port_routes: Option<String>,
     /// Template parameters, over the local defaults.
     pub parameters: HashMap<String, String>,
     /// The functions' log lines on our log at info, instead of at debug.
@@ -69,6 +81,8 @@ impl Default for StackOptions {
             webhook_secret: None,
             gitlab_port: 0,
             gitlab_webhook_secret: LOCAL_GITLAB_WEBHOOK_SECRET.into(),
+            port_port: 0,
+            port_routes: None,
             parameters: HashMap::new(),
             echo_function_logs: false,
         }
@@ -82,6 +96,7 @@ pub struct Stack {
     functions: Arc<Functions>,
     jenkins: Arc<SandboxJenkins>,
     gitlab: SandboxGitlab,
+    port: SandboxPort,
     search_proxy: SearchProxy,
     search: SearchServer,
     resources: LocalResources,
@@ -112,6 +127,17 @@ impl Stack {
         );
 
         let gitlab = SandboxGitlab::start(options.gitlab_port, LOCAL_GITLAB_TOKEN).await?;
+        let port = SandboxPort::start(
+            options.port_port,
+            LOCAL_PORT_CLIENT_ID,
+            LOCAL_PORT_CLIENT_SECRET,
+        )
+        .await?;
+        jenkins.add_job(example_job());
+        let routes = options
+            .port_routes
+            .clone()
+            .unwrap_or_else(|| example_routes(&jenkins.url()));
         // The functions reach the search server through the proxy that can inject faults
         // and records bulk sizes.
         let search_proxy = SearchProxy::start(search.url()).await?;
@@ -123,6 +149,9 @@ impl Stack {
             &[
                 ("TargetUrl", jenkins.url()),
                 ("GitlabUrl", gitlab.url()),
+                ("PortOrgId", LOCAL_PORT_ORG.to_owned()),
+                ("PortApiUrl", port.url()),
+                ("PortRoutes", routes),
                 ("SearchUrl", search_proxy.url()),
                 ("CredentialsBucket", credentials_bucket),
             ],
@@ -131,6 +160,8 @@ impl Stack {
         let resources =
             resources::create(&sdk, &template, &options.stack_name, &parameters).await?;
 
+        // The template as it applies here (conditional resources decided).
+        let template = resources.template.clone();
         let specs = template.functions()?;
         let aws_env = [
             ("AWS_ENDPOINT_URL", moto.endpoint().to_owned()),
@@ -230,6 +261,7 @@ impl Stack {
             functions,
             jenkins,
             gitlab,
+            port,
             search_proxy,
             search,
             resources,
@@ -278,6 +310,10 @@ impl Stack {
 
     pub fn gitlab(&self) -> &SandboxGitlab {
         &self.gitlab
+    }
+
+    pub fn port(&self) -> &SandboxPort {
+        &self.port
     }
 
     pub fn resources(&self) -> &LocalResources {
@@ -340,6 +376,7 @@ impl Stack {
         info["search_proxy"] = json!(self.search_proxy.url());
         info["jenkins"] = json!(self.jenkins.url());
         info["gitlab"] = json!(self.gitlab.url());
+        info["port"] = json!(self.port.url());
         info["functions"] = json!(self.functions.names());
         info["cargo_lambda_watch"] = json!(self.functions.watch_url());
         info["operator_env"] = json!(self.operator_env().into_iter().collect::<BTreeMap<_, _>>());
@@ -378,10 +415,16 @@ async fn create_credentials(
         .send()
         .await
         .with_context(|| format!("creating the credentials bucket {bucket}"))?;
-    let mut objects = vec![(
-        "gitlab.json",
-        json!({"token": LOCAL_GITLAB_TOKEN, "webhook_secret": options.gitlab_webhook_secret}),
-    )];
+    let mut objects = vec![
+        (
+            "gitlab.json",
+            json!({"token": LOCAL_GITLAB_TOKEN, "webhook_secret": options.gitlab_webhook_secret}),
+        ),
+        (
+            "port.json",
+            json!({"client_id": LOCAL_PORT_CLIENT_ID, "client_secret": LOCAL_PORT_CLIENT_SECRET}),
+        ),
+    ];
     if let Some(secret) = &options.webhook_secret {
         objects.push(("github.json", json!({"webhook_secrets": [secret]})));
     }
@@ -395,6 +438,65 @@ async fn create_credentials(
             .with_context(|| format!("writing {key}"))?;
     }
     Ok(())
+}
+
+/// The reference example action's Jenkins job: it deploys a service with the action's
+/// inputs as parameters, over a few seconds.
+pub fn example_job() -> SandboxJob {
+    let lines = [
+        "Deploying ${SERVICE_NAME} ${VERSION} to ${ENVIRONMENT} (Port run ${PORT_RUN_ID})",
+        "Change reason: ${CHANGE_REASON}",
+        "\u{1b}[36m+ docker pull registry.example.com/${SERVICE_NAME}:${VERSION}\u{1b}[0m",
+        "${VERSION}: Pulling from ${SERVICE_NAME}",
+        "Digest: sha256:4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c",
+        "\u{1b}[36m+ kubectl -n ${ENVIRONMENT} set image deployment/${SERVICE_NAME} app=registry.example.com/${SERVICE_NAME}:${VERSION}\u{1b}[0m",
+        "deployment.apps/${SERVICE_NAME} image updated",
+        "Waiting for deployment \"${SERVICE_NAME}\" rollout to finish: 1 of 3 updated replicas are available...",
+        "Waiting for deployment \"${SERVICE_NAME}\" rollout to finish: 2 of 3 updated replicas are available...",
+        "deployment \"${SERVICE_NAME}\" successfully rolled out",
+        "\u{1b}[32mHealth check passed: https://${SERVICE_NAME}.${ENVIRONMENT}.example.com/health\u{1b}[0m",
+        "Deployed ${SERVICE_NAME} ${VERSION} to ${ENVIRONMENT}",
+    ];
+    SandboxJob::new(
+        EXAMPLE_JOB,
+        &[
+            "SERVICE_NAME",
+            "VERSION",
+            "ENVIRONMENT",
+            "CHANGE_REASON",
+            "PORT_RUN_ID",
+        ],
+        BuildScript {
+            lines: lines.iter().map(|l| (*l).to_owned()).collect(),
+            line_interval: std::time::Duration::from_millis(400),
+            result: "SUCCESS".into(),
+        },
+    )
+}
+
+/// Routes of the example action to the sandbox Jenkins.
+pub fn example_routes(jenkins_url: &str) -> String {
+    json!({
+        "servers": {"sandbox": jenkins_url},
+        "unrouted": "skip",
+        "routes": {
+            EXAMPLE_ACTION: {
+                "server": "sandbox",
+                "job": EXAMPLE_JOB,
+                "intro": "Deploying {{inputs.serviceName}} v{{inputs.version}} to {{inputs.environment}}…",
+                "timeout_minutes": 30,
+                "abort_on_timeout": true,
+                "index_log": true,
+                "entity": {
+                    "blueprint": "deployment",
+                    "identifier": "{{inputs.serviceName}}-{{inputs.environment}}",
+                    "title": "{{inputs.serviceName}} in {{inputs.environment}}",
+                    "properties": {"version": "{{inputs.version}}", "changeReason": "{{inputs.changeReason}}"},
+                },
+            }
+        }
+    })
+    .to_string()
 }
 
 fn queue_url_of(resources: &LocalResources, arn: &str) -> Option<String> {

@@ -158,6 +158,28 @@ impl Template {
             .filter(move |(_, resource)| resource.get("Type").and_then(Value::as_str) == Some(kind))
     }
 
+    /// The template without the resources whose `Condition` is false for `resolver`
+    /// (e.g. the Port flow when `PortOrgId` is empty).
+    pub fn enabled(&self, resolver: &Resolver) -> anyhow::Result<Template> {
+        let mut root = self.root.clone();
+        let resources = root["Resources"].as_object_mut().expect("checked at load");
+        let mut disabled = Vec::new();
+        for (id, resource) in resources.iter() {
+            if let Some(condition) = resource.get("Condition").and_then(Value::as_str) {
+                if !resolver
+                    .condition(condition)
+                    .with_context(|| format!("the condition of {id}"))?
+                {
+                    disabled.push(id.clone());
+                }
+            }
+        }
+        for id in disabled {
+            resources.remove(&id);
+        }
+        Ok(Template { root })
+    }
+
     pub fn resource_type(&self, logical_id: &str) -> Option<&str> {
         self.root["Resources"]
             .get(logical_id)?

@@ -10,6 +10,10 @@
 //! field), anything else reads as no payload and is a 400; `X-GitHub-Event` must name a
 //! known event; with secrets configured, one of them must match `X-Hub-Signature-256`
 //! (SHA-256) or the legacy `X-Hub-Signature` (SHA-1).
+//!
+//! It also runs jobs ([`builds`]): triggers, queue items, builds with their console log.
+
+pub mod builds;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,6 +33,9 @@ use sha2::Sha256;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+use builds::Builds;
+pub use builds::{BuildScript, BuildSummary, SandboxJob};
 
 /// Event names the plugin accepts in `X-GitHub-Event`: the `GHEvent` enum of the
 /// github-api library it parses the header into (upper-cased). Anything else, e.g.
@@ -200,6 +207,8 @@ impl SandboxJenkins {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             config,
+            root_url: format!("http://{addr}"),
+            builds: Mutex::new(Builds::default()),
             state: Mutex::new(SharedState {
                 mode: JenkinsMode::Up,
                 injected_failure: None,
@@ -245,6 +254,26 @@ impl SandboxJenkins {
         }
         tracing::info!(?mode, "sandbox Jenkins mode");
         Ok(())
+    }
+
+    /// Adds a job builds can be triggered of.
+    pub fn add_job(&self, job: SandboxJob) {
+        self.shared.lock_builds().add_job(job);
+    }
+
+    /// Cancels queue item `id` if it is still waiting; `true` when it was.
+    pub fn cancel_queue_item(&self, id: u64) -> bool {
+        self.shared.lock_builds().cancel(id)
+    }
+
+    /// How long a queue item answers after it left the queue (Jenkins: 5 minutes).
+    pub fn set_queue_ttl(&self, ttl: Duration) {
+        self.shared.lock_builds().set_queue_ttl(ttl);
+    }
+
+    /// The builds of `job` (`folder/name`), oldest first, as of now.
+    pub fn builds_of(&self, job: &str) -> Vec<BuildSummary> {
+        self.shared.lock_builds().builds_of(job)
     }
 
     /// Answers the next `count` POSTs (webhook deliveries, on any path) with `status`
@@ -348,7 +377,10 @@ fn valid_status(code: u16) -> anyhow::Result<StatusCode> {
 /// State shared by the handle and the request handlers.
 struct Shared {
     config: SandboxJenkinsConfig,
+    /// `http://127.0.0.1:PORT`: the root of the absolute URLs Jenkins returns.
+    root_url: String,
     state: Mutex<SharedState>,
+    builds: Mutex<Builds>,
 }
 
 struct SharedState {
@@ -379,6 +411,12 @@ impl Shared {
         // A handler that panicked while holding the lock left consistent data (every
         // update is a single assignment or push), so the poison can be ignored.
         self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_builds(&self) -> MutexGuard<'_, Builds> {
+        self.builds
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -443,6 +481,17 @@ impl Shared {
                 "Invalid password/token or missing credentials\n",
             )
                 .into_response();
+        }
+        let build_api = self.lock_builds().answer(
+            &self.root_url,
+            &request.method,
+            request.uri.path(),
+            request.uri.query(),
+            &request.headers,
+            &request.body,
+        );
+        if let Some(response) = build_api {
+            return response;
         }
         match request.uri.path() {
             // Stapler dispatches both spellings to the plugin's doIndex.

@@ -1,6 +1,8 @@
 //! Jenkins as the webhook target: forwarding a request, probing that Jenkins answers,
 //! and telling "the request is wrong" apart from "Jenkins is not able right now".
 
+pub mod builds;
+
 use std::time::Duration;
 
 use bytes::Bytes;

@@ -1,0 +1,464 @@
+//! One invocation's share of a run: resolve the queue item to the build, then read
+//! `progressiveText` from the saved offset every poll interval and post what is new to
+//! the Port run, until the build ends (→ [`crate::finish`]), the route's watchdog fires,
+//! or this invocation's time is nearly up (→ the next checkpoint). Facts:
+//! `reference/jenkins-api.md` §4–§6, `reference/port-api.md` §2, §4.
+//!
+//! Crash safety: after every post the progress (the read's offset and how many of its
+//! lines are posted) is saved; a checkpoint that comes back after a crash starts from
+//! there, so at most the last post repeats. A checkpoint that was handed on already
+//! (the progress counts more handoffs than it carries) is stale and dropped.
+
+use std::time::{Duration, Instant};
+
+use spigot_common::jenkins::builds::{BuildRef, JenkinsError, JenkinsServer};
+use spigot_common::logline::{LineParser, LogLine};
+use spigot_common::port::{RunStatus, RunUpdate, MAX_BODY_BYTES};
+use spigot_common::port_run::{Progress, TailCheckpoint};
+
+use crate::finish;
+use crate::{Deps, DEADLINE_MARGIN};
+
+/// Jenkins sends at most this many lines per read of a running build: a full read
+/// means more is waiting now.
+const MAX_LINES_PER_READ: usize = 10_000;
+/// A queue item that expired is looked up by the run's `PORT_RUN_ID` for this long.
+const BUILD_SEARCH_PATIENCE: Duration = Duration::from_secs(120);
+/// `PORT_RUN_ID`: the parameter that names the run.
+const RUN_ID_PARAMETER: &str = "PORT_RUN_ID";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tailed {
+    /// The run is ended in Port (or was already).
+    Finished,
+    /// The next checkpoint is on the queue.
+    HandedOn,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TailError {
+    #[error("the message is not a tail checkpoint: {0}")]
+    Checkpoint(String),
+    #[error(transparent)]
+    State(#[from] spigot_common::port_run::StateError),
+    #[error("Port: {0}")]
+    Port(#[from] spigot_common::port::PortError),
+    #[error("Jenkins: {0}")]
+    Jenkins(#[from] JenkinsError),
+    #[error("cannot hand the next checkpoint on: {0}")]
+    HandOn(String),
+}
+
+/// Where the tail stands, kept in step with the saved progress.
+pub(crate) struct Run<'a> {
+    pub deps: &'a Deps,
+    pub checkpoint: TailCheckpoint,
+    pub server: JenkinsServer,
+    pub progress: Progress,
+    /// This invocation stops tailing at this instant.
+    pub stop_at: Instant,
+}
+
+pub async fn tail(
+    deps: &Deps,
+    checkpoint: TailCheckpoint,
+    deadline: Instant,
+) -> Result<Tailed, TailError> {
+    let run_id = checkpoint.run_id.clone();
+    let saved = deps.state.progress(&run_id).await?;
+    if let Some(saved) = &saved {
+        if saved.finished {
+            tracing::info!(run_id, "the run was ended already");
+            return Ok(Tailed::Finished);
+        }
+        if saved.handoffs > checkpoint.handoffs {
+            tracing::info!(run_id, "stale checkpoint: its successor is tailing the run");
+            return Ok(Tailed::Finished);
+        }
+    }
+    let progress = match saved {
+        Some(saved) if saved.offset >= checkpoint.offset => saved,
+        _ => Progress {
+            offset: checkpoint.offset,
+            lines_posted: 0,
+            build: checkpoint.build.clone(),
+            handoffs: checkpoint.handoffs,
+            finished: false,
+        },
+    };
+    let server = JenkinsServer::new(
+        &checkpoint.server_url,
+        deps.jenkins_secrets.for_server(&checkpoint.server),
+    )
+    .map_err(|e| TailError::Checkpoint(e.to_string()))?;
+    let mut run = Run {
+        deps,
+        checkpoint,
+        server,
+        progress,
+        stop_at: deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(deadline),
+    };
+    run.follow().await
+}
+
+impl Run<'_> {
+    async fn follow(&mut self) -> Result<Tailed, TailError> {
+        let build = match self.progress.build.clone() {
+            Some(build) => build,
+            None => match self.resolve_build().await? {
+                Resolved::Build(build) => build,
+                Resolved::Ended => return Ok(Tailed::Finished),
+                Resolved::NotYet => return self.hand_on().await,
+            },
+        };
+        loop {
+            if let Some(tailed) = self.watchdog(Some(&build)).await? {
+                return Ok(tailed);
+            }
+            let read = match self
+                .server
+                .progressive_text(&build.url, self.progress.offset)
+                .await
+            {
+                Ok(read) => read,
+                Err(error) if error.is_transient() => {
+                    tracing::warn!(run_id = %self.checkpoint.run_id, %error, "Jenkins did not answer; trying at the next poll");
+                    if !self.sleep_poll().await {
+                        return self.hand_on().await;
+                    }
+                    continue;
+                }
+                Err(error) if error.status() == Some(404) => {
+                    finish::end(self, RunStatus::Failure, "Build not found", &format!(
+                        "The build {} is gone from Jenkins (deleted?); its log cannot be followed.", build.url
+                    ))
+                    .await?;
+                    return Ok(Tailed::Finished);
+                }
+                Err(error) => return Err(error.into()),
+            };
+            let lines_in_read;
+            if read.next < self.progress.offset {
+                // Jenkins started again at 0 (our offset is past its end): nothing new.
+                lines_in_read = 0;
+                tracing::warn!(run_id = %self.checkpoint.run_id, offset = self.progress.offset, size = read.next, "the log restarted at 0; not posting it again");
+            } else {
+                let lines = log_lines(&read.text);
+                lines_in_read = lines.len();
+                let fresh = &lines[(self.progress.lines_posted as usize).min(lines.len())..];
+                self.post(fresh).await?;
+                self.progress.offset = read.next;
+                self.progress.lines_posted = 0;
+                self.save().await?;
+            }
+            if !read.more {
+                return finish::finish(self, &build).await;
+            }
+            // A full read means the rest is waiting: read again at once.
+            if lines_in_read >= MAX_LINES_PER_READ {
+                continue;
+            }
+            if !self.sleep_poll().await {
+                return self.hand_on().await;
+            }
+        }
+    }
+
+    /// Posts lines to the run in order, each post under Port's size limit, saving the
+    /// progress after each.
+    async fn post(&mut self, lines: &[String]) -> Result<(), TailError> {
+        for chunk in chunks(lines, self.deps.flush_bytes) {
+            let message = chunk.join("\n");
+            self.deps
+                .port
+                .add_log(&self.checkpoint.run_id, &message, None)
+                .await?;
+            self.progress.lines_posted += chunk.len() as u64;
+            self.save().await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn save(&self) -> Result<(), TailError> {
+        Ok(self
+            .deps
+            .state
+            .save_progress(&self.checkpoint.run_id, &self.progress)
+            .await?)
+    }
+
+    /// Waits one poll interval; `false` when this invocation's time is up instead.
+    async fn sleep_poll(&self) -> bool {
+        let wake = Instant::now() + self.deps.poll_interval;
+        if wake >= self.stop_at {
+            return false;
+        }
+        tokio::time::sleep(self.deps.poll_interval).await;
+        true
+    }
+
+    /// Ends the run if the route's time limit has passed.
+    async fn watchdog(&mut self, build: Option<&BuildRef>) -> Result<Option<Tailed>, TailError> {
+        let Ok(deadline) = time::OffsetDateTime::parse(
+            &self.checkpoint.deadline_at,
+            &time::format_description::well_known::Rfc3339,
+        ) else {
+            return Ok(None);
+        };
+        let now = time::OffsetDateTime::now_utc();
+        if now < deadline {
+            return Ok(None);
+        }
+        let started = time::OffsetDateTime::parse(
+            &self.checkpoint.started_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap_or(deadline);
+        let limit = finish::human_duration((deadline - started).whole_milliseconds().max(0) as u64);
+        let mut message = format!("Timed out after {limit}, the limit of this action.");
+        if let (true, Some(build)) = (self.checkpoint.abort_on_timeout, build) {
+            match self.server.stop(&build.url).await {
+                Ok(()) => message.push_str(&format!(" The build #{} was aborted.", build.number)),
+                Err(error) => message.push_str(&format!(
+                    " Aborting build #{} failed: {error}",
+                    build.number
+                )),
+            }
+        }
+        finish::end(
+            self,
+            RunStatus::Failure,
+            &format!("Timed out after {limit}"),
+            &message,
+        )
+        .await?;
+        Ok(Some(Tailed::Finished))
+    }
+
+    /// Follows the queue item until the build starts, is cancelled, or this invocation
+    /// must hand on.
+    async fn resolve_build(&mut self) -> Result<Resolved, TailError> {
+        let Some(queue_url) = self.checkpoint.queue_url.clone() else {
+            return Err(TailError::Checkpoint(
+                "neither a build nor a queue item".into(),
+            ));
+        };
+        let mut said_waiting = false;
+        loop {
+            if let Some(_tailed) = self.watchdog(None).await? {
+                return Ok(Resolved::Ended);
+            }
+            match self.server.queue_item(&queue_url).await {
+                Ok(Some(item)) if item.cancelled => {
+                    finish::end(
+                        self,
+                        RunStatus::Failure,
+                        "Cancelled in queue",
+                        "The build was cancelled while waiting in the Jenkins queue.",
+                    )
+                    .await?;
+                    return Ok(Resolved::Ended);
+                }
+                Ok(Some(item)) if item.executable.is_some() => {
+                    let started = item.executable.expect("checked");
+                    let build = BuildRef {
+                        number: started.number,
+                        url: self.server.rebase(&started.url),
+                    };
+                    self.started(&build).await?;
+                    return Ok(Resolved::Build(build));
+                }
+                Ok(Some(item)) => {
+                    if !said_waiting {
+                        let why = item.why.unwrap_or_else(|| "waiting".into());
+                        let update = RunUpdate {
+                            status_label: Some(format!("Queued: {why}")),
+                            ..RunUpdate::default()
+                        };
+                        if let Err(error) = self
+                            .deps
+                            .port
+                            .update_run(&self.checkpoint.run_id, &update)
+                            .await
+                        {
+                            tracing::warn!(run_id = %self.checkpoint.run_id, %error, "cannot update the run's label");
+                        }
+                        said_waiting = true;
+                    }
+                }
+                // Gone: left the queue more than five minutes ago. Its build carries the
+                // run id.
+                Ok(None) => {
+                    let found = self
+                        .server
+                        .find_build(
+                            &self.checkpoint.job,
+                            RUN_ID_PARAMETER,
+                            &self.checkpoint.run_id,
+                        )
+                        .await;
+                    match found {
+                        Ok(Some(build)) => {
+                            self.started(&build).await?;
+                            return Ok(Resolved::Build(build));
+                        }
+                        Ok(None) if self.queued_for() > BUILD_SEARCH_PATIENCE => {
+                            finish::end(self, RunStatus::Failure, "Build not found", &format!(
+                                "The queue item expired and no build of {} carries {RUN_ID_PARAMETER}={}: declare that parameter in the job.",
+                                self.checkpoint.job.display(),
+                                self.checkpoint.run_id
+                            ))
+                            .await?;
+                            return Ok(Resolved::Ended);
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::warn!(run_id = %self.checkpoint.run_id, %error, "cannot look for the build")
+                        }
+                    }
+                }
+                Err(error) if error.is_transient() => {
+                    tracing::warn!(run_id = %self.checkpoint.run_id, %error, "Jenkins did not answer about the queue item");
+                }
+                Err(error) => return Err(error.into()),
+            }
+            if !self.sleep_poll().await {
+                return Ok(Resolved::NotYet);
+            }
+        }
+    }
+
+    /// The build has started: remember it and tell Port.
+    async fn started(&mut self, build: &BuildRef) -> Result<(), TailError> {
+        self.progress.build = Some(build.clone());
+        self.save().await?;
+        let update = RunUpdate {
+            status_label: Some(format!("Running #{}", build.number)),
+            link: vec![build.url.clone()],
+            external_run_id: Some(build.number.to_string()),
+            ..RunUpdate::default()
+        };
+        if let Err(error) = self
+            .deps
+            .port
+            .update_run(&self.checkpoint.run_id, &update)
+            .await
+        {
+            tracing::warn!(run_id = %self.checkpoint.run_id, %error, "cannot link the run to its build");
+        }
+        Ok(())
+    }
+
+    fn queued_for(&self) -> Duration {
+        time::OffsetDateTime::parse(
+            &self.checkpoint.started_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map(|started| (time::OffsetDateTime::now_utc() - started).unsigned_abs())
+        .unwrap_or_default()
+    }
+
+    /// Sends the next checkpoint (where the tail stands) and lets this one go.
+    async fn hand_on(&mut self) -> Result<Tailed, TailError> {
+        self.progress.handoffs += 1;
+        // Saved first: if this invocation dies after sending, the old checkpoint is known
+        // stale when it comes back.
+        self.save().await?;
+        let mut next = self.checkpoint.clone();
+        next.offset = self.progress.offset;
+        next.build = self.progress.build.clone();
+        next.handoffs = self.progress.handoffs;
+        let body = serde_json::to_string(&next).expect("a checkpoint serialises");
+        self.deps
+            .sqs
+            .send_message()
+            .queue_url(&self.deps.tail_queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| TailError::HandOn(spigot_common::aws::error_text(&e)))?;
+        tracing::info!(run_id = %self.checkpoint.run_id, offset = next.offset, handoffs = next.handoffs, "handed on to the next invocation");
+        Ok(Tailed::HandedOn)
+    }
+}
+
+enum Resolved {
+    Build(BuildRef),
+    /// The run was ended (cancelled, timed out, not found).
+    Ended,
+    /// Still queued when this invocation's time was up.
+    NotYet,
+}
+
+/// The lines of a console log read, cleaned (CRLF, carriage-return redraws, ANSI).
+pub fn log_lines(text: &[u8]) -> Vec<String> {
+    let mut parser = LineParser::default();
+    let mut lines = Vec::new();
+    let mut take = |line: &LogLine<'_>| lines.push(line.message.to_owned());
+    parser.feed(text, &mut take);
+    parser.finish(&mut take);
+    lines
+}
+
+/// Lines grouped into posts: each post's message (lines joined by `\n`) stays under
+/// `flush_bytes` as JSON, and under Port's limit whatever the lines hold.
+pub fn chunks(lines: &[String], flush_bytes: usize) -> Vec<&[String]> {
+    let limit = flush_bytes.min(MAX_BODY_BYTES - 1024);
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut size = 0;
+    for (i, line) in lines.iter().enumerate() {
+        // The line as JSON text, plus the joining newline (`\n`, two bytes escaped).
+        let line_size = serde_json::to_string(line).map_or(line.len() * 6, |s| s.len() - 2) + 2;
+        if i > start && size + line_size > limit {
+            chunks.push(&lines[start..i]);
+            start = i;
+            size = 0;
+        }
+        size += line_size;
+    }
+    if start < lines.len() {
+        chunks.push(&lines[start..]);
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_reads_are_cleaned_line_by_line() {
+        let read = b"Started by user ana\r\n\x1b[32mok\x1b[0m\r\n10%\r100%\r\nFinished: SUCCESS";
+        assert_eq!(
+            log_lines(read),
+            ["Started by user ana", "ok", "100%", "Finished: SUCCESS"]
+        );
+        assert!(log_lines(b"").is_empty());
+    }
+
+    #[test]
+    fn posts_stay_under_the_limit_and_keep_the_order() {
+        let lines: Vec<String> = (0..1000)
+            .map(|i| format!("line {i:04} {}", "x".repeat(100)))
+            .collect();
+        let posts = chunks(&lines, 10 * 1024);
+        assert!(posts.len() > 10);
+        assert_eq!(posts.concat(), lines, "every line, once, in order");
+        for post in &posts {
+            let body = serde_json::json!({"message": post.join("\n")}).to_string();
+            assert!(body.len() <= 10 * 1024 + 64, "{}", body.len());
+        }
+        // Lines that escape heavily are measured as JSON.
+        let quotes: Vec<String> = (0..100).map(|_| "\"".repeat(100)).collect();
+        for post in chunks(&quotes, 4096) {
+            assert!(
+                serde_json::json!({"message": post.join("\n")})
+                    .to_string()
+                    .len()
+                    <= 4096 + 64
+            );
+        }
+        assert!(chunks(&[], 4096).is_empty());
+    }
+}

@@ -1,0 +1,500 @@
+//! The sandbox Port: the API as `reference/port-api.md` describes it, pitfalls included —
+//! tokens from client credentials, run PATCH with only the documented fields (others,
+//! and `IN_PROGRESS`, are a 422), run logs (a second `terminationStatus`, or anything
+//! after a run has ended, is refused), entity upserts tied to a run (refused once it has
+//! ended), bodies above 1 MiB refused with 413, and 429 (with `x-ratelimit-reset`) or any
+//! status on demand. It records every request and every run's state and log.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{patch, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Port refuses bodies above 1 MiB.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+const TOKEN_LIFETIME_SECS: u64 = 3 * 3600;
+/// The fields a run PATCH may carry.
+const RUN_FIELDS: [&str; 6] = [
+    "status",
+    "statusLabel",
+    "link",
+    "summary",
+    "externalRunId",
+    "message",
+];
+
+/// A run as the sandbox holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxRun {
+    pub run_id: String,
+    pub action: String,
+    /// `IN_PROGRESS`, `SUCCESS` or `FAILURE`.
+    pub status: String,
+    pub status_label: Option<String>,
+    pub link: Vec<String>,
+    pub external_run_id: Option<String>,
+    pub summary: Option<String>,
+    /// Log messages in the order they were posted, with when they arrived.
+    pub logs: Vec<(String, Instant)>,
+    /// Entities upserted tied to the run: (blueprint, entity).
+    pub entities: Vec<(String, Value)>,
+}
+
+impl SandboxRun {
+    /// The run's log as one text (messages joined by newlines).
+    pub fn log_text(&self) -> String {
+        self.logs
+            .iter()
+            .map(|(m, _)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// A request the sandbox received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedPortRequest {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub at: Instant,
+}
+
+struct Shared {
+    client_id: String,
+    client_secret: String,
+    state: Mutex<PortState>,
+}
+
+#[derive(Default)]
+struct PortState {
+    tokens: Vec<String>,
+    runs: BTreeMap<String, SandboxRun>,
+    /// The next N API calls are answered with this status.
+    failing: Option<(u16, u32)>,
+    requests: Vec<RecordedPortRequest>,
+}
+
+/// A running sandbox Port; stops when dropped.
+pub struct SandboxPort {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl SandboxPort {
+    /// Starts on `port` of 127.0.0.1 (0: a free one), accepting these client credentials.
+    pub async fn start(
+        port: u16,
+        client_id: &str,
+        client_secret: &str,
+    ) -> anyhow::Result<SandboxPort> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            state: Mutex::new(PortState::default()),
+        });
+        let app = Router::new()
+            .route("/v1/auth/access_token", post(access_token))
+            .route("/v1/actions/runs/{run}", patch(update_run))
+            .route("/v1/actions/runs/{run}/logs", post(add_log))
+            .route("/v1/blueprints/{blueprint}/entities", post(upsert_entity))
+            .fallback(|| async {
+                (
+                    StatusCode::NOT_FOUND,
+                    Json(json!({"ok": false, "error": "not_found"})),
+                )
+            })
+            // Read more than Port takes, to answer 413 like it does.
+            .layer(axum::extract::DefaultBodyLimit::max(4 * MAX_BODY_BYTES))
+            .with_state(Arc::clone(&shared));
+        let task = tokio::spawn(crate::http_server::accept_connections(
+            listener,
+            app,
+            std::future::pending::<()>(),
+            "sandbox Port",
+        ));
+        Ok(SandboxPort { addr, shared, task })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A run waiting for its backend, as Port creates it when a user clicks the action.
+    pub fn create_run(&self, run_id: &str, action: &str) {
+        self.lock().runs.insert(
+            run_id.to_owned(),
+            SandboxRun {
+                run_id: run_id.to_owned(),
+                action: action.to_owned(),
+                status: "IN_PROGRESS".into(),
+                status_label: None,
+                link: Vec::new(),
+                external_run_id: None,
+                summary: None,
+                logs: Vec::new(),
+                entities: Vec::new(),
+            },
+        );
+    }
+
+    pub fn run(&self, run_id: &str) -> Option<SandboxRun> {
+        self.lock().runs.get(run_id).cloned()
+    }
+
+    /// Answers the next `count` API calls (not token requests) with `status`; a 429
+    /// carries `x-ratelimit-reset: 1`.
+    pub fn fail_next(&self, status: u16, count: u32) {
+        self.lock().failing = (count > 0).then_some((status, count));
+    }
+
+    pub fn requests(&self) -> Vec<RecordedPortRequest> {
+        self.lock().requests.clone()
+    }
+
+    /// Access tokens issued so far.
+    pub fn tokens_issued(&self) -> usize {
+        self.lock().tokens.len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PortState> {
+        lock(&self.shared)
+    }
+}
+
+impl Drop for SandboxPort {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, PortState> {
+    shared.state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"ok": false, "error": kind, "message": message})),
+    )
+        .into_response()
+}
+
+async fn access_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut state = lock(&shared);
+    let ok = request["clientId"] == shared.client_id.as_str()
+        && request["clientSecret"] == shared.client_secret.as_str();
+    let status = if ok { 200 } else { 401 };
+    state.requests.push(RecordedPortRequest {
+        method: "POST".into(),
+        path: "/v1/auth/access_token".into(),
+        status,
+        at: Instant::now(),
+    });
+    if !ok {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "invalid client credentials",
+        );
+    }
+    let token = format!("sandbox-token-{}", state.tokens.len() + 1);
+    state.tokens.push(token.clone());
+    Json(json!({"ok": true, "accessToken": token, "expiresIn": TOKEN_LIFETIME_SECS, "tokenType": "Bearer"})).into_response()
+}
+
+/// Checks the token, the body size and the injected failures, and records the request:
+/// the answer when refused.
+fn refuse(
+    shared: &Shared,
+    method: Method,
+    path: String,
+    headers: &HeaderMap,
+    body_len: usize,
+) -> Option<Response> {
+    let mut state = lock(shared);
+    let authorized = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| state.tokens.iter().any(|t| t == token));
+    let entry = |status: u16| RecordedPortRequest {
+        method: method.to_string(),
+        path: path.clone(),
+        status,
+        at: Instant::now(),
+    };
+    if !authorized {
+        state.requests.push(entry(401));
+        return Some(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid token",
+        ));
+    }
+    if body_len > MAX_BODY_BYTES {
+        state.requests.push(entry(413));
+        return Some(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "Request body is too large (limit is 1MiB)",
+        ));
+    }
+    if let Some((status, left)) = state.failing {
+        state.failing = (left > 1).then_some((status, left - 1));
+        state.requests.push(entry(status));
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = error(code, "sandbox", "failure on demand");
+        if status == 429 {
+            response
+                .headers_mut()
+                .insert("x-ratelimit-reset", "1".parse().expect("digits"));
+        }
+        return Some(response);
+    }
+    state.requests.push(entry(0));
+    None
+}
+
+/// Sets the status of the request recorded last (0 until the handler knows it).
+fn answered(shared: &Shared, response: Response) -> Response {
+    if let Some(last) = lock(shared).requests.last_mut() {
+        if last.status == 0 {
+            last.status = response.status().as_u16();
+        }
+    }
+    response
+}
+
+async fn update_run(
+    State(shared): State<Arc<Shared>>,
+    Path(run_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = refuse(
+        &shared,
+        Method::PATCH,
+        format!("/v1/actions/runs/{run_id}"),
+        &headers,
+        body.len(),
+    ) {
+        return refused;
+    }
+    let response = (|| {
+        let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "the body must be a JSON object",
+            );
+        };
+        if let Some(unknown) = fields.keys().find(|k| !RUN_FIELDS.contains(&k.as_str())) {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                &format!("body/{unknown} is not allowed (additionalProperties: false)"),
+            );
+        }
+        let status = match fields.get("status") {
+            None => None,
+            Some(Value::String(s)) if s == "SUCCESS" || s == "FAILURE" => Some(s.clone()),
+            Some(other) => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_request",
+                    &format!("status {other} must be SUCCESS or FAILURE"),
+                )
+            }
+        };
+        let link = match fields.get("link") {
+            None => None,
+            Some(Value::String(s)) => Some(vec![s.clone()]),
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => Some(
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_owned))
+                    .collect(),
+            ),
+            Some(_) => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_request",
+                    "link must be a string or a list of strings",
+                )
+            }
+        };
+        let mut state = lock(&shared);
+        let Some(run) = state.runs.get_mut(&run_id) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("run {run_id} was not found"),
+            );
+        };
+        if run.status != "IN_PROGRESS" {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "run_terminated",
+                "the run has ended and cannot be changed",
+            );
+        }
+        if let Some(status) = status {
+            run.status = status;
+        }
+        if let Some(link) = link {
+            run.link = link;
+        }
+        let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
+        run.status_label = text("statusLabel").or(run.status_label.take());
+        run.summary = text("summary").or(run.summary.take());
+        run.external_run_id = text("externalRunId").or(run.external_run_id.take());
+        (
+            StatusCode::OK,
+            Json(json!({"ok": true, "run": {"id": run_id, "status": run.status}})),
+        )
+            .into_response()
+    })();
+    answered(&shared, response)
+}
+
+async fn add_log(
+    State(shared): State<Arc<Shared>>,
+    Path(run_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = refuse(
+        &shared,
+        Method::POST,
+        format!("/v1/actions/runs/{run_id}/logs"),
+        &headers,
+        body.len(),
+    ) {
+        return refused;
+    }
+    let response = (|| {
+        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let Some(message) = request["message"].as_str() else {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "body/message is required",
+            );
+        };
+        let termination = match request.get("terminationStatus") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s == "SUCCESS" || s == "FAILURE" => Some(s.clone()),
+            Some(other) => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_request",
+                    &format!("terminationStatus {other} must be SUCCESS or FAILURE"),
+                )
+            }
+        };
+        let mut state = lock(&shared);
+        let Some(run) = state.runs.get_mut(&run_id) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("run {run_id} was not found"),
+            );
+        };
+        if run.status != "IN_PROGRESS" {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "run_terminated",
+                "the run has ended: terminationStatus is accepted once",
+            );
+        }
+        run.logs.push((message.to_owned(), Instant::now()));
+        if let Some(status) = termination {
+            run.status = status;
+            if let Some(label) = request["statusLabel"].as_str() {
+                run.status_label = Some(label.to_owned());
+            }
+        }
+        let id = run.logs.len();
+        (StatusCode::CREATED, Json(json!({"ok": true, "runLog": {"id": id, "runId": run_id, "message": message, "createdBy": "sandbox"}}))).into_response()
+    })();
+    answered(&shared, response)
+}
+
+async fn upsert_entity(
+    State(shared): State<Arc<Shared>>,
+    Path(blueprint): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = refuse(
+        &shared,
+        Method::POST,
+        format!("/v1/blueprints/{blueprint}/entities"),
+        &headers,
+        body.len(),
+    ) {
+        return refused;
+    }
+    let response = (|| {
+        let Ok(entity @ Value::Object(_)) = serde_json::from_slice::<Value>(&body) else {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "the body must be an entity object",
+            );
+        };
+        let valid_identifier = entity["identifier"].as_str().is_some_and(|id| {
+            !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "@_.:/=-".contains(c))
+        });
+        if !valid_identifier {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "identifier must match ^[A-Za-z0-9@_.:\\/=-]+$",
+            );
+        }
+        let mut state = lock(&shared);
+        if let Some(run_id) = query.get("run_id") {
+            let Some(run) = state.runs.get_mut(run_id) else {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    &format!("run {run_id} was not found"),
+                );
+            };
+            if run.status != "IN_PROGRESS" {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "run_terminated",
+                    "an entity can be tied to a run only while it is in progress",
+                );
+            }
+            run.entities.push((blueprint.clone(), entity.clone()));
+        }
+        (
+            StatusCode::CREATED,
+            Json(json!({"ok": true, "entity": entity})),
+        )
+            .into_response()
+    })();
+    answered(&shared, response)
+}
