@@ -6,8 +6,6 @@ use std::collections::HashMap;
 
 use aws_config::SdkConfig;
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::MessageSystemAttributeName;
 use base64::Engine as _;
 use gitlab_ingest::ingest::{Ingest, IngestConfig};
 use gitlab_ingest::intake::Intake;
@@ -18,10 +16,9 @@ use spigot_common::search::{SearchAuth, SearchClient};
 use spigot_common::secrets::Secret;
 use spigot_local::aws_emulator::MotoServer;
 use spigot_local::gitlab::SandboxGitlab;
-use spigot_local::resources::{self, LocalResources};
+use spigot_local::resources::LocalResources;
 use spigot_local::search_proxy::SearchProxy;
 use spigot_local::search_server::SearchServer;
-use spigot_local::template::Template;
 
 pub const TOKEN: &str = "glpat-test-token";
 pub const HOOK_SECRET: &str = "hook-secret";
@@ -45,12 +42,8 @@ pub struct GitlabWorld {
 
 impl GitlabWorld {
     pub async fn start() -> GitlabWorld {
-        let moto = MotoServer::start().await.expect("moto starts");
-        let sdk = moto.sdk_config().await;
-        let template = Template::workspace().expect("template.yaml reads");
-        let resources = resources::create(&sdk, &template, "gitlab-test", &HashMap::new())
-            .await
-            .expect("the template's resources");
+        let (moto, sdk, resources) =
+            crate::moto_with_template("gitlab-test", &HashMap::new()).await;
         let search_server = SearchServer::start(0).await.expect("osmem starts");
         let proxy = SearchProxy::start(search_server.url())
             .await
@@ -109,37 +102,7 @@ impl GitlabWorld {
 
     /// Receives what is on the ingest queue as the SQS event Lambda would pass.
     pub async fn receive(&self) -> Value {
-        let messages = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await
-            .expect("receive")
-            .messages
-            .unwrap_or_default();
-        let records: Vec<SqsMessage> = messages
-            .into_iter()
-            .map(|m| {
-                let mut record = SqsMessage::default();
-                record.message_id = m.message_id;
-                record.receipt_handle = m.receipt_handle;
-                record.body = m.body;
-                record.attributes = m
-                    .attributes
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k.as_str().to_owned(), v))
-                    .collect();
-                record.event_source = Some("aws:sqs".into());
-                record
-            })
-            .collect();
-        let mut event = SqsEvent::default();
-        event.records = records;
+        let event = crate::receive_sqs_event(&self.sqs, &self.queue_url, 10, None).await;
         serde_json::to_value(event).unwrap()
     }
 
@@ -159,18 +122,7 @@ impl GitlabWorld {
     }
 
     pub async fn archived(&self, key: &str) -> Vec<u8> {
-        self.s3
-            .get_object()
-            .bucket(&self.archive_bucket)
-            .key(key)
-            .send()
-            .await
-            .expect("the archived log")
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .to_vec()
+        crate::s3_object(&self.s3, &self.archive_bucket, key).await
     }
 }
 

@@ -3,12 +3,15 @@
 //! to them the way main.rs wires them in Lambda.
 
 pub mod gitlab;
+pub mod port;
 
 use std::collections::HashMap;
 
 use aws_config::SdkConfig;
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body;
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use base64::Engine as _;
 use http::{HeaderName, HeaderValue, Method};
 use serde_json::Value;
@@ -193,6 +196,80 @@ impl Spigot {
             .filter_map(|o| o.key().map(str::to_string))
             .collect()
     }
+}
+
+/// Receives up to `max` messages of `queue_url` as the SQS event Lambda would pass,
+/// hidden for `visibility` seconds (the queue's own timeout when `None`).
+pub async fn receive_sqs_event(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    max: i32,
+    visibility: Option<i32>,
+) -> SqsEvent {
+    let messages = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(max)
+        .wait_time_seconds(1)
+        .set_visibility_timeout(visibility)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .expect("receive")
+        .messages
+        .unwrap_or_default();
+    let mut event = SqsEvent::default();
+    event.records = messages
+        .into_iter()
+        .map(|m| {
+            let mut record = SqsMessage::default();
+            record.message_id = m.message_id;
+            record.receipt_handle = m.receipt_handle;
+            record.body = m.body;
+            record.attributes = m
+                .attributes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v))
+                .collect();
+            record.event_source = Some("aws:sqs".into());
+            record
+        })
+        .collect();
+    event
+}
+
+/// A moto server holding the resources template.yaml declares for `parameters`.
+pub async fn moto_with_template(
+    stack: &str,
+    parameters: &HashMap<String, String>,
+) -> (
+    MotoServer,
+    SdkConfig,
+    spigot_local::resources::LocalResources,
+) {
+    let moto = MotoServer::start().await.expect("moto starts");
+    let sdk = moto.sdk_config().await;
+    let template = spigot_local::template::Template::workspace().expect("template.yaml reads");
+    let resources = spigot_local::resources::create(&sdk, &template, stack, parameters)
+        .await
+        .expect("the template's resources");
+    (moto, sdk, resources)
+}
+
+/// An object's bytes; the test fails when it is not there.
+pub async fn s3_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    s3.get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("s3://{bucket}/{key}: {e:?}"))
+        .body
+        .collect()
+        .await
+        .expect("the object's body")
+        .to_vec()
 }
 
 /// The workspace root (the tests crate lives in it).

@@ -9,6 +9,7 @@ pub mod message;
 pub mod routes;
 pub mod run;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,23 +96,34 @@ pub struct BatchSummary {
 }
 
 /// Handles every record of the batch (a Kafka event, read leniently); never fails it.
+/// A run that appears twice in the batch starts once: the runs of a batch go at once,
+/// and two deliveries of one run must not race for it.
 pub async fn handle(deps: &Deps, event: &serde_json::Value) -> BatchSummary {
     let records = spigot_common::kafka::records(event);
-    let outcomes: Vec<run::Outcome> = futures::stream::iter(records.iter())
-        .map(|record| async move {
-            let record = match record {
-                Ok(record) => record,
-                Err(problem) => {
-                    tracing::warn!(%problem, "record skipped: unreadable");
-                    return run::Outcome::Rejected;
-                }
-            };
-            match message::decode(&record.value) {
+    let mut runs_in_batch = HashSet::new();
+    let work: Vec<Result<message::RunRequest, run::Outcome>> = records
+        .iter()
+        .map(|record| {
+            let record = record.as_ref().map_err(|problem| {
+                tracing::warn!(%problem, "record skipped: unreadable");
+                run::Outcome::Rejected
+            })?;
+            let request = message::decode(&record.value).map_err(|problem| {
+                tracing::warn!(record = %record.position(), %problem, "record skipped: not a run request");
+                run::Outcome::Rejected
+            })?;
+            if !runs_in_batch.insert(request.run_id.clone()) {
+                tracing::info!(record = %record.position(), run_id = %request.run_id, "run delivered twice in the batch; started once");
+                return Err(run::Outcome::Duplicate);
+            }
+            Ok(request)
+        })
+        .collect();
+    let outcomes: Vec<run::Outcome> = futures::stream::iter(work)
+        .map(|work| async move {
+            match work {
                 Ok(request) => run::start(deps, &request).await,
-                Err(problem) => {
-                    tracing::warn!(record = %record.position(), %problem, "record skipped: not a run request");
-                    run::Outcome::Rejected
-                }
+                Err(outcome) => outcome,
             }
         })
         .buffer_unordered(CONCURRENCY)

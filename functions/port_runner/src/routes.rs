@@ -36,7 +36,9 @@ use spigot_common::jenkins::builds::JobPath;
 
 use crate::message::RunRequest;
 
-pub const DEFAULT_TIMEOUT_MINUTES: u64 = 60;
+pub const DEFAULT_TIMEOUT_MINUTES: f64 = 60.0;
+/// A week: longer is a typo, and a run that long is not being watched.
+const MAX_TIMEOUT_MINUTES: f64 = 7.0 * 24.0 * 60.0;
 /// The parameter that names the run in every default mapping.
 pub const RUN_ID_PARAMETER: &str = "PORT_RUN_ID";
 
@@ -70,8 +72,9 @@ pub struct Route {
     pub parameters: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub intro: Option<String>,
+    /// The watchdog; fractions allowed (`0.5`: 30 s).
     #[serde(default = "default_timeout")]
-    pub timeout_minutes: u64,
+    pub timeout_minutes: f64,
     #[serde(default)]
     pub abort_on_timeout: bool,
     #[serde(default)]
@@ -80,7 +83,7 @@ pub struct Route {
     pub entity: Option<EntitySpec>,
 }
 
-fn default_timeout() -> u64 {
+fn default_timeout() -> f64 {
     DEFAULT_TIMEOUT_MINUTES
 }
 
@@ -122,6 +125,8 @@ pub enum RoutesError {
     UnknownServer { action: String, server: String },
     #[error("route {action} has an empty job path")]
     EmptyJob { action: String },
+    #[error("route {action}: timeout_minutes must be more than 0 and at most a week")]
+    Timeout { action: String },
 }
 
 impl Routes {
@@ -133,6 +138,11 @@ impl Routes {
                 return Err(RoutesError::UnknownServer {
                     action: action.clone(),
                     server: route.server.clone(),
+                });
+            }
+            if !(route.timeout_minutes > 0.0 && route.timeout_minutes <= MAX_TIMEOUT_MINUTES) {
+                return Err(RoutesError::Timeout {
+                    action: action.clone(),
                 });
             }
             if route.job.path().0.is_empty() {
@@ -147,7 +157,8 @@ impl Routes {
 
 impl Route {
     pub fn timeout(&self) -> Duration {
-        Duration::from_secs(self.timeout_minutes.max(1) * 60)
+        // Checked by Routes::parse: positive and finite.
+        Duration::from_secs_f64(self.timeout_minutes * 60.0)
     }
 
     /// The Jenkins parameters of a run.
@@ -334,6 +345,21 @@ mod tests {
         assert!(matches!(unknown, Err(RoutesError::UnknownServer { .. })));
         let typo = Routes::parse(&json!({"servers": {"m": "https://x"}, "routes": {"a": {"server": "m", "job": "j", "timeout": 5}}}).to_string());
         assert!(matches!(typo, Err(RoutesError::Shape(e)) if e.contains("timeout")));
+        for minutes in [0.0, -1.0, 20_000.0] {
+            let route = json!({"servers": {"m": "https://x"}, "routes": {"a": {"server": "m", "job": "j", "timeout_minutes": minutes}}});
+            assert!(
+                matches!(
+                    Routes::parse(&route.to_string()),
+                    Err(RoutesError::Timeout { .. })
+                ),
+                "{minutes}"
+            );
+        }
+        let half = json!({"servers": {"m": "https://x"}, "routes": {"a": {"server": "m", "job": "j", "timeout_minutes": 0.5}}});
+        assert_eq!(
+            Routes::parse(&half.to_string()).unwrap().routes["a"].timeout(),
+            Duration::from_secs(30)
+        );
         assert!(matches!(
             Routes::parse(&json!({"servers": {"m": "https://x"}, "routes": {"a": {"server": "m", "job": "/"}}}).to_string()),
             Err(RoutesError::EmptyJob { .. })

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -83,6 +83,8 @@ struct PortState {
     /// The next N API calls are answered with this status.
     failing: Option<(u16, u32)>,
     requests: Vec<RecordedPortRequest>,
+    /// The next accepted log post is recorded at once and answered this much later.
+    slow_log_answer: Option<Duration>,
 }
 
 /// A running sandbox Port; stops when dropped.
@@ -161,6 +163,12 @@ impl SandboxPort {
         self.lock().failing = (count > 0).then_some((status, count));
     }
 
+    /// Records the next accepted log post at once but answers it `delay` later: a
+    /// caller that dies meanwhile has posted without knowing it (a crash mid-post).
+    pub fn answer_next_log_late(&self, delay: Duration) {
+        self.lock().slow_log_answer = Some(delay);
+    }
+
     pub fn requests(&self) -> Vec<RecordedPortRequest> {
         self.lock().requests.clone()
     }
@@ -218,14 +226,14 @@ async fn access_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
 }
 
 /// Checks the token, the body size and the injected failures, and records the request:
-/// the answer when refused.
+/// the answer when refused, else where the request is recorded.
 fn refuse(
     shared: &Shared,
     method: Method,
     path: String,
     headers: &HeaderMap,
     body_len: usize,
-) -> Option<Response> {
+) -> Result<usize, Box<Response>> {
     let mut state = lock(shared);
     let authorized = headers
         .get("authorization")
@@ -240,19 +248,19 @@ fn refuse(
     };
     if !authorized {
         state.requests.push(entry(401));
-        return Some(error(
+        return Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "missing or invalid token",
-        ));
+        )));
     }
     if body_len > MAX_BODY_BYTES {
         state.requests.push(entry(413));
-        return Some(error(
+        return Err(Box::new(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             "Request body is too large (limit is 1MiB)",
-        ));
+        )));
     }
     if let Some((status, left)) = state.failing {
         state.failing = (left > 1).then_some((status, left - 1));
@@ -264,20 +272,56 @@ fn refuse(
                 .headers_mut()
                 .insert("x-ratelimit-reset", "1".parse().expect("digits"));
         }
-        return Some(response);
+        return Err(Box::new(response));
     }
     state.requests.push(entry(0));
-    None
+    Ok(state.requests.len() - 1)
 }
 
-/// Sets the status of the request recorded last (0 until the handler knows it).
-fn answered(shared: &Shared, response: Response) -> Response {
-    if let Some(last) = lock(shared).requests.last_mut() {
-        if last.status == 0 {
-            last.status = response.status().as_u16();
+/// Refused (bad token, too big, failure on demand) or answered by `handler`; recorded
+/// either way.
+fn serve(
+    shared: &Shared,
+    method: Method,
+    path: String,
+    headers: &HeaderMap,
+    body_len: usize,
+    handler: impl FnOnce() -> Response,
+) -> Response {
+    match refuse(shared, method, path, headers, body_len) {
+        Err(refused) => *refused,
+        Ok(recorded) => {
+            let response = handler();
+            // Recorded as 0 until the handler knows the status.
+            if let Some(request) = lock(shared).requests.get_mut(recorded) {
+                request.status = response.status().as_u16();
+            }
+            response
         }
     }
-    response
+}
+
+/// The run, while it is in progress; 404 when unknown, 422 saying `ended` once over.
+fn open_run<'a>(
+    state: &'a mut PortState,
+    run_id: &str,
+    ended: &str,
+) -> Result<&'a mut SandboxRun, Box<Response>> {
+    let Some(run) = state.runs.get_mut(run_id) else {
+        return Err(Box::new(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("run {run_id} was not found"),
+        )));
+    };
+    if run.status != "IN_PROGRESS" {
+        return Err(Box::new(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "run_terminated",
+            ended,
+        )));
+    }
+    Ok(run)
 }
 
 async fn update_run(
@@ -286,90 +330,81 @@ async fn update_run(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = refuse(
+    serve(
         &shared,
         Method::PATCH,
         format!("/v1/actions/runs/{run_id}"),
         &headers,
         body.len(),
-    ) {
-        return refused;
-    }
-    let response = (|| {
-        let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                "the body must be a JSON object",
-            );
-        };
-        if let Some(unknown) = fields.keys().find(|k| !RUN_FIELDS.contains(&k.as_str())) {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                &format!("body/{unknown} is not allowed (additionalProperties: false)"),
-            );
-        }
-        let status = match fields.get("status") {
-            None => None,
-            Some(Value::String(s)) if s == "SUCCESS" || s == "FAILURE" => Some(s.clone()),
-            Some(other) => {
+        || {
+            let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
                 return error(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid_request",
-                    &format!("status {other} must be SUCCESS or FAILURE"),
-                )
-            }
-        };
-        let link = match fields.get("link") {
-            None => None,
-            Some(Value::String(s)) => Some(vec![s.clone()]),
-            Some(Value::Array(items)) if items.iter().all(Value::is_string) => Some(
-                items
-                    .iter()
-                    .filter_map(|i| i.as_str().map(str::to_owned))
-                    .collect(),
-            ),
-            Some(_) => {
+                    "the body must be a JSON object",
+                );
+            };
+            if let Some(unknown) = fields.keys().find(|k| !RUN_FIELDS.contains(&k.as_str())) {
                 return error(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid_request",
-                    "link must be a string or a list of strings",
-                )
+                    &format!("body/{unknown} is not allowed (additionalProperties: false)"),
+                );
             }
-        };
-        let mut state = lock(&shared);
-        let Some(run) = state.runs.get_mut(&run_id) else {
-            return error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                &format!("run {run_id} was not found"),
-            );
-        };
-        if run.status != "IN_PROGRESS" {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "run_terminated",
+            let status = match fields.get("status") {
+                None => None,
+                Some(Value::String(s)) if s == "SUCCESS" || s == "FAILURE" => Some(s.clone()),
+                Some(other) => {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_request",
+                        &format!("status {other} must be SUCCESS or FAILURE"),
+                    )
+                }
+            };
+            let link = match fields.get("link") {
+                None => None,
+                Some(Value::String(s)) => Some(vec![s.clone()]),
+                Some(Value::Array(items)) if items.iter().all(Value::is_string) => Some(
+                    items
+                        .iter()
+                        .filter_map(|i| i.as_str().map(str::to_owned))
+                        .collect(),
+                ),
+                Some(_) => {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_request",
+                        "link must be a string or a list of strings",
+                    )
+                }
+            };
+            let mut state = lock(&shared);
+            let run = match open_run(
+                &mut state,
+                &run_id,
                 "the run has ended and cannot be changed",
-            );
-        }
-        if let Some(status) = status {
-            run.status = status;
-        }
-        if let Some(link) = link {
-            run.link = link;
-        }
-        let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
-        run.status_label = text("statusLabel").or(run.status_label.take());
-        run.summary = text("summary").or(run.summary.take());
-        run.external_run_id = text("externalRunId").or(run.external_run_id.take());
-        (
-            StatusCode::OK,
-            Json(json!({"ok": true, "run": {"id": run_id, "status": run.status}})),
-        )
-            .into_response()
-    })();
-    answered(&shared, response)
+            ) {
+                Ok(run) => run,
+                Err(refused) => return *refused,
+            };
+            if let Some(status) = status {
+                run.status = status;
+            }
+            if let Some(link) = link {
+                run.link = link;
+            }
+            let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
+            run.status_label = text("statusLabel").or(run.status_label.take());
+            run.summary = text("summary").or(run.summary.take());
+            run.external_run_id = text("externalRunId").or(run.external_run_id.take());
+            (
+                StatusCode::OK,
+                Json(json!({"ok": true, "run": {"id": run_id, "status": run.status}})),
+            )
+                .into_response()
+        },
+    )
 }
 
 async fn add_log(
@@ -378,61 +413,59 @@ async fn add_log(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = refuse(
+    let response = serve(
         &shared,
         Method::POST,
         format!("/v1/actions/runs/{run_id}/logs"),
         &headers,
         body.len(),
-    ) {
-        return refused;
-    }
-    let response = (|| {
-        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let Some(message) = request["message"].as_str() else {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                "body/message is required",
-            );
-        };
-        let termination = match request.get("terminationStatus") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s == "SUCCESS" || s == "FAILURE" => Some(s.clone()),
-            Some(other) => {
+        || {
+            let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let Some(message) = request["message"].as_str() else {
                 return error(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid_request",
-                    &format!("terminationStatus {other} must be SUCCESS or FAILURE"),
-                )
-            }
-        };
-        let mut state = lock(&shared);
-        let Some(run) = state.runs.get_mut(&run_id) else {
-            return error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                &format!("run {run_id} was not found"),
-            );
-        };
-        if run.status != "IN_PROGRESS" {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "run_terminated",
+                    "body/message is required",
+                );
+            };
+            let termination = match request.get("terminationStatus") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) if s == "SUCCESS" || s == "FAILURE" => Some(s.clone()),
+                Some(other) => {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_request",
+                        &format!("terminationStatus {other} must be SUCCESS or FAILURE"),
+                    )
+                }
+            };
+            let mut state = lock(&shared);
+            let run = match open_run(
+                &mut state,
+                &run_id,
                 "the run has ended: terminationStatus is accepted once",
-            );
-        }
-        run.logs.push((message.to_owned(), Instant::now()));
-        if let Some(status) = termination {
-            run.status = status;
-            if let Some(label) = request["statusLabel"].as_str() {
-                run.status_label = Some(label.to_owned());
+            ) {
+                Ok(run) => run,
+                Err(refused) => return *refused,
+            };
+            run.logs.push((message.to_owned(), Instant::now()));
+            if let Some(status) = termination {
+                run.status = status;
+                if let Some(label) = request["statusLabel"].as_str() {
+                    run.status_label = Some(label.to_owned());
+                }
             }
+            let id = run.logs.len();
+            (StatusCode::CREATED, Json(json!({"ok": true, "runLog": {"id": id, "runId": run_id, "message": message, "createdBy": "sandbox"}}))).into_response()
+        },
+    );
+    if response.status().is_success() {
+        let late = lock(&shared).slow_log_answer.take();
+        if let Some(delay) = late {
+            tokio::time::sleep(delay).await;
         }
-        let id = run.logs.len();
-        (StatusCode::CREATED, Json(json!({"ok": true, "runLog": {"id": id, "runId": run_id, "message": message, "createdBy": "sandbox"}}))).into_response()
-    })();
-    answered(&shared, response)
+    }
+    response
 }
 
 async fn upsert_entity(
@@ -442,59 +475,50 @@ async fn upsert_entity(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = refuse(
+    serve(
         &shared,
         Method::POST,
         format!("/v1/blueprints/{blueprint}/entities"),
         &headers,
         body.len(),
-    ) {
-        return refused;
-    }
-    let response = (|| {
-        let Ok(entity @ Value::Object(_)) = serde_json::from_slice::<Value>(&body) else {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                "the body must be an entity object",
-            );
-        };
-        let valid_identifier = entity["identifier"].as_str().is_some_and(|id| {
-            !id.is_empty()
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "@_.:/=-".contains(c))
-        });
-        if !valid_identifier {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                "identifier must match ^[A-Za-z0-9@_.:\\/=-]+$",
-            );
-        }
-        let mut state = lock(&shared);
-        if let Some(run_id) = query.get("run_id") {
-            let Some(run) = state.runs.get_mut(run_id) else {
-                return error(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    &format!("run {run_id} was not found"),
-                );
-            };
-            if run.status != "IN_PROGRESS" {
+        || {
+            let Ok(entity @ Value::Object(_)) = serde_json::from_slice::<Value>(&body) else {
                 return error(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "run_terminated",
-                    "an entity can be tied to a run only while it is in progress",
+                    "invalid_request",
+                    "the body must be an entity object",
+                );
+            };
+            let valid_identifier = entity["identifier"].as_str().is_some_and(|id| {
+                !id.is_empty()
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "@_.:/=-".contains(c))
+            });
+            if !valid_identifier {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_request",
+                    "identifier must match ^[A-Za-z0-9@_.:\\/=-]+$",
                 );
             }
-            run.entities.push((blueprint.clone(), entity.clone()));
-        }
-        (
-            StatusCode::CREATED,
-            Json(json!({"ok": true, "entity": entity})),
-        )
-            .into_response()
-    })();
-    answered(&shared, response)
+            let mut state = lock(&shared);
+            if let Some(run_id) = query.get("run_id") {
+                let run = match open_run(
+                    &mut state,
+                    run_id,
+                    "an entity can be tied to a run only while it is in progress",
+                ) {
+                    Ok(run) => run,
+                    Err(refused) => return *refused,
+                };
+                run.entities.push((blueprint.clone(), entity.clone()));
+            }
+            (
+                StatusCode::CREATED,
+                Json(json!({"ok": true, "entity": entity})),
+            )
+                .into_response()
+        },
+    )
 }
