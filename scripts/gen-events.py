@@ -250,6 +250,65 @@ def sqs_event(bodies: list) -> dict:
     } for i, body in enumerate(bodies)]}
 
 
+# Port (port_runner, log_tailer): runs of the reference example action, on the topic of
+# organisation org_example.
+PORT_ORG = "org_example"
+PORT_ACTION = "deploy_microservice_kafka"
+PORT_INPUTS = {"serviceName": "my-service", "version": "1.2.3", "environment": "dev",
+               "changeReason": "JIRA-42 hotfix"}
+
+
+def port_legacy_envelope(run_id: str) -> dict:
+    """The legacy agent envelope Port writes to ORG.runs (reference/port-api.md 5a)."""
+    return {
+        "action": PORT_ACTION,
+        "resourceType": "run",
+        "status": "TRIGGERED",
+        "trigger": {"by": {"orgId": PORT_ORG, "userId": "auth0|ana",
+                           "user": {"email": "ana@example.com"}},
+                    "origin": "UI", "at": "2025-11-22T10:00:00.000Z"},
+        "context": {"entity": None, "blueprint": "service", "runId": run_id},
+        "payload": {"entity": None,
+                    "action": {"invocationMethod": {"type": "KAFKA"}, "trigger": "CREATE"},
+                    "properties": PORT_INPUTS, "censoredProperties": []},
+    }
+
+
+def kafka_event(partitions: dict, msk: bool = False) -> dict:
+    """A Kafka event: {partition: [record value bytes]} of ORG.runs, self-managed or MSK."""
+    topic = f"{PORT_ORG}.runs"
+    records = {}
+    for partition, values in partitions.items():
+        records[f"{topic}-{partition}"] = [{
+            "topic": topic, "partition": partition, "offset": 1500 + i,
+            "timestamp": 1763805600000 + i, "timestampType": "CREATE_TIME",
+            "value": base64.b64encode(value).decode(), "headers": [],
+        } for i, value in enumerate(values)]
+    if msk:
+        return {"eventSource": "aws:kafka",
+                "eventSourceArn": f"arn:aws:kafka:{REGION}:123456789012:cluster/port/1a2b3c4d-5e6f",
+                "bootstrapServers": "b-1.port.abc123.c2.kafka.us-east-1.amazonaws.com:9096",
+                "records": records}
+    return {"eventSource": "SelfManagedKafka",
+            "bootstrapServers": "kafka.example.com:9096", "records": records}
+
+
+def compact(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def tail_checkpoint(run_id: str) -> dict:
+    """port_runner's handoff to log_tailer for a queued build of the example job."""
+    return {
+        "version": 1, "run_id": run_id, "action": PORT_ACTION,
+        "server": "sandbox", "server_url": "http://127.0.0.1:8080",
+        "job": ["deploy", "microservice"],
+        "queue_url": "http://127.0.0.1:8080/queue/item/1/", "build": None, "offset": 0,
+        "started_at": "2025-11-22T10:00:01Z", "deadline_at": "2099-01-01T00:00:00Z",
+        "abort_on_timeout": True, "index_log": False, "entity": None, "handoffs": 0,
+    }
+
+
 def write(rel: str, obj: dict) -> None:
     path = EVENTS / rel
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -317,6 +376,25 @@ def main() -> None:
     write(gl + "ingest-batch.json", sqs_event([{
         "version": 1, "project_id": GITLAB_PROJECT, "job_id": GITLAB_JOB, "source": "job_hook",
         "project_path": "demo/app", "received_at": "2025-11-22T03:04:06Z"}]))
+
+    pr = "port_runner/"
+    write(pr + "self-managed-kafka.json",
+          kafka_event({0: [compact(port_legacy_envelope("r_fixtureLegacy01"))]}))
+    # A v2 action's own payload: the run id and inputs wherever its template put them.
+    write(pr + "msk-v2-payload.json", kafka_event({3: [compact({
+        "run": {"id": "r_fixtureV2payload"},
+        "action": {"identifier": PORT_ACTION},
+        "inputs": PORT_INPUTS,
+        "trigger": {"by": {"user": {"email": "ana@example.com"}}},
+    })]}, msk=True))
+    write(pr + "mixed-batch.json", kafka_event({
+        0: [b"\xff\xfe not json", compact({"action": PORT_ACTION, "payload": {}})],
+        1: [compact(port_legacy_envelope("r_fixtureBatch01"))],
+    }))
+
+    lt = "log_tailer/"
+    write(lt + "checkpoint.json", sqs_event([tail_checkpoint("r_fixtureLegacy01")]))
+    write(lt + "bad-checkpoint.json", sqs_event([{"version": 1, "run_id": "r_fixtureBad01"}]))
 
 
 if __name__ == "__main__":

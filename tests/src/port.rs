@@ -23,8 +23,8 @@ use spigot_local::resources::LocalResources;
 use spigot_local::stack::{example_job, EXAMPLE_ACTION, EXAMPLE_JOB};
 
 pub const ORG: &str = "org_test";
-const CLIENT_ID: &str = "test-client";
-const CLIENT_SECRET: &str = "test-client-secret";
+pub const CLIENT_ID: &str = "test-client";
+pub const CLIENT_SECRET: &str = "test-client-secret";
 
 /// Actions of the test routes, each to a job of its own.
 pub const FLAKY_ACTION: &str = "run_flaky_tests";
@@ -47,6 +47,7 @@ pub struct PortWorld {
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
     pub tail_queue_url: String,
+    pub state_bucket: String,
     pub archive_bucket: String,
     pub resources: LocalResources,
     offsets: std::sync::atomic::AtomicI64,
@@ -118,6 +119,7 @@ impl PortWorld {
             sqs,
             s3,
             tail_queue_url,
+            state_bucket,
             archive_bucket,
             resources,
             offsets: Default::default(),

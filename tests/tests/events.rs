@@ -1,11 +1,17 @@
 //! Every sample event in events/ through the real handlers, with the answers
 //! events/README.md promises.
 
+use std::time::{Duration, Instant};
+
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
+use aws_lambda_events::sqs::SqsEvent;
 use spigot_common::drain::StopReason;
 use spigot_common::secrets::Secret;
 use spigot_local::gitlab::{SandboxJob, TraceShape};
+use spigot_local::stack::EXAMPLE_ACTION;
+use spigot_local::stack::EXAMPLE_JOB;
 use spigot_tests::gitlab::GitlabWorld;
+use spigot_tests::port::PortWorld;
 use spigot_tests::{fixture, Options, Response, Spigot};
 
 /// The secret scripts/gen-events.py signs the sample events with.
@@ -136,4 +142,86 @@ async fn gitlab_ingest_fixtures_get_their_documented_answers() {
         world.documents(7001).await,
         TraceShape::default().count_lines()
     );
+}
+
+/// The Jenkins the sample checkpoint names; tests point it at the sandbox.
+const CHECKPOINT_JENKINS: &str = "http://127.0.0.1:8080";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn port_fixtures_start_their_runs_and_the_checkpoint_ends_one() {
+    let world = PortWorld::start().await;
+    for run_id in [
+        "r_fixtureLegacy01",
+        "r_fixtureV2payload",
+        "r_fixtureBatch01",
+    ] {
+        world.port.create_run(run_id, EXAMPLE_ACTION);
+    }
+    let legacy = world
+        .run_port_runner(&fixture("port_runner/self-managed-kafka.json"))
+        .await;
+    assert_eq!((legacy.records, legacy.started), (1, 1), "{legacy:?}");
+    let v2 = world
+        .run_port_runner(&fixture("port_runner/msk-v2-payload.json"))
+        .await;
+    assert_eq!((v2.records, v2.started), (1, 1), "{v2:?}");
+    let mixed = world
+        .run_port_runner(&fixture("port_runner/mixed-batch.json"))
+        .await;
+    assert_eq!(
+        (mixed.records, mixed.rejected, mixed.started),
+        (3, 2, 1),
+        "{mixed:?}"
+    );
+    let runs: Vec<String> = world
+        .jenkins
+        .builds_of(EXAMPLE_JOB)
+        .iter()
+        .map(|b| {
+            assert!(b
+                .parameters
+                .contains(&("SERVICE_NAME".into(), "my-service".into())));
+            b.parameters
+                .iter()
+                .find(|(k, _)| k == "PORT_RUN_ID")
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            "r_fixtureLegacy01",
+            "r_fixtureV2payload",
+            "r_fixtureBatch01"
+        ]
+    );
+    assert!(world
+        .run("r_fixtureV2payload")
+        .log_text()
+        .starts_with("Deploying my-service v1.2.3 to dev…"));
+
+    // The sample checkpoint follows queue item 1: the legacy fixture's build.
+    let text = serde_json::to_string(&fixture("log_tailer/checkpoint.json"))
+        .unwrap()
+        .replace(CHECKPOINT_JENKINS, &world.jenkins.url());
+    let event: SqsEvent = serde_json::from_str(&text).unwrap();
+    let response = log_tailer::handle_batch(
+        &world.tailer,
+        event,
+        Instant::now() + log_tailer::DEADLINE_MARGIN + Duration::from_secs(30),
+    )
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    let run = world.run("r_fixtureLegacy01");
+    assert_eq!(run.status, "SUCCESS", "{run:?}");
+    assert!(run
+        .log_text()
+        .contains("Deploying my-service 1.2.3 to dev (Port run r_fixtureLegacy01)"));
+
+    let bad: SqsEvent = serde_json::from_value(fixture("log_tailer/bad-checkpoint.json")).unwrap();
+    let id = bad.records[0].message_id.clone().unwrap();
+    let response = log_tailer::handle_batch(&world.tailer, bad, Instant::now()).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(response.batch_item_failures[0].item_identifier, id);
 }

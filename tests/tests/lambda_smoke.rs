@@ -8,10 +8,12 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use spigot_local::gitlab::{SandboxJob, TraceShape};
 use spigot_local::runtime_api::{Outcome, RuntimeApi};
+use spigot_local::stack::{EXAMPLE_ACTION, EXAMPLE_JOB};
 use spigot_tests::gitlab::GitlabWorld;
+use spigot_tests::port::{self, PortWorld};
 use spigot_tests::{fixture, Options, Spigot};
 use tokio::process::Command;
 
@@ -35,6 +37,19 @@ async fn invoke_with_env(
     function: &str,
     events: &[&str],
 ) -> Vec<Value> {
+    let events: Vec<(String, Value)> = events
+        .iter()
+        .map(|name| ((*name).to_owned(), fixture(name)))
+        .collect();
+    invoke_events(env, function, &events).await
+}
+
+/// Runs the function's binary with `env` and invokes it with each (name, event).
+async fn invoke_events(
+    env: Vec<(&'static str, String)>,
+    function: &str,
+    events: &[(String, Value)],
+) -> Vec<Value> {
     let api = RuntimeApi::start(function)
         .await
         .expect("Runtime API starts");
@@ -47,22 +62,32 @@ async fn invoke_with_env(
         .stdout(Stdio::null());
     let mut process = api.spawn(command).expect("the function starts");
     let mut answers = Vec::new();
-    for event in events {
+    for (name, event) in events {
         let invocation = process
-            .invoke(&fixture(event), Duration::from_secs(30))
+            .invoke(event, Duration::from_secs(30))
             .await
-            .unwrap_or_else(|e| panic!("{function} with {event}: {e}"));
+            .unwrap_or_else(|e| panic!("{function} with {name}: {e}"));
         match invocation.outcome {
             Outcome::Response(body) => answers
-                .push(serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{event}: {e}"))),
+                .push(serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{name}: {e}"))),
             Outcome::Error(error) => panic!(
-                "{function} with {event} failed: {}",
+                "{function} with {name} failed: {}",
                 String::from_utf8_lossy(&error.body)
             ),
         }
     }
     process.kill().await.expect("the function stops");
     answers
+}
+
+/// What every function needs to reach moto.
+fn aws_env(moto: &spigot_local::aws_emulator::MotoServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", moto.endpoint().to_owned()),
+        ("AWS_REGION", spigot_local::aws_emulator::REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+    ]
 }
 
 #[tokio::test]
@@ -133,18 +158,15 @@ async fn gitlab_ingest_binary_answers_every_fixture() {
     let world = GitlabWorld::start().await;
     let job = SandboxJob::finished(42, 7001, "build", "success", TraceShape::default());
     world.gitlab.add_job(job);
-    let env = vec![
-        ("AWS_ENDPOINT_URL", world.moto.endpoint().to_owned()),
-        ("AWS_REGION", spigot_local::aws_emulator::REGION.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+    let mut env = aws_env(&world.moto);
+    env.extend([
         ("GITLAB_URL", world.gitlab.url()),
         ("GITLAB_TOKEN", spigot_tests::gitlab::TOKEN.to_owned()),
         ("GITLAB_WEBHOOK_SECRET", GITLAB_EVENTS_SECRET.to_owned()),
         ("INGEST_QUEUE_URL", world.queue_url.clone()),
         ("SEARCH_URL", world.proxy.url()),
         ("ARCHIVE_BUCKET", world.archive_bucket.clone()),
-    ];
+    ]);
     let cases = [
         ("gitlab_ingest/job-hook-success.json", 202),
         ("gitlab_ingest/job-hook-running.json", 200),
@@ -168,4 +190,91 @@ async fn gitlab_ingest_binary_answers_every_fixture() {
         world.documents(7001).await,
         TraceShape::default().count_lines()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn port_runner_and_log_tailer_binaries_run_the_fixtures_to_the_end() {
+    let world = PortWorld::start().await;
+    let runs = [
+        "r_fixtureLegacy01",
+        "r_fixtureV2payload",
+        "r_fixtureBatch01",
+    ];
+    for run_id in runs {
+        world.port.create_run(run_id, EXAMPLE_ACTION);
+    }
+    let mut env = aws_env(&world.moto);
+    env.extend([
+        ("PORT_API_URL", world.port.url()),
+        ("PORT_CLIENT_ID", port::CLIENT_ID.to_owned()),
+        ("PORT_CLIENT_SECRET", port::CLIENT_SECRET.to_owned()),
+        ("TAIL_QUEUE_URL", world.tail_queue_url.clone()),
+        ("STATE_BUCKET", world.state_bucket.clone()),
+    ]);
+    let mut runner_env = env.clone();
+    runner_env.push((
+        "ROUTES",
+        spigot_local::stack::example_routes(&world.jenkins.url()),
+    ));
+    let summaries = invoke_with_env(
+        runner_env,
+        "port_runner",
+        &[
+            "port_runner/self-managed-kafka.json",
+            "port_runner/msk-v2-payload.json",
+            "port_runner/mixed-batch.json",
+        ],
+    )
+    .await;
+    let counts: Vec<(u64, u64, u64)> = summaries
+        .iter()
+        .map(|s| {
+            let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k} in {s}"));
+            (n("records"), n("started"), n("rejected"))
+        })
+        .collect();
+    assert_eq!(counts, [(1, 1, 0), (1, 1, 0), (3, 1, 2)]);
+    assert_eq!(world.jenkins.builds_of(EXAMPLE_JOB).len(), 3);
+
+    // The three checkpoints port_runner handed on, in one batch, and a bad one.
+    let mut checkpoints = world.receive_checkpoints(Some(60)).await;
+    while checkpoints.records.len() < 3 {
+        let more = world.receive_checkpoints(Some(60)).await;
+        assert!(
+            !more.records.is_empty(),
+            "three checkpoints on the tail queue"
+        );
+        checkpoints.records.extend(more.records);
+    }
+    env.extend([
+        ("ARCHIVE_BUCKET", world.archive_bucket.clone()),
+        ("POLL_INTERVAL_MS", "200".to_owned()),
+    ]);
+    let answers = invoke_events(
+        env,
+        "log_tailer",
+        &[
+            (
+                "log_tailer/bad-checkpoint.json".into(),
+                fixture("log_tailer/bad-checkpoint.json"),
+            ),
+            (
+                "the tail queue's checkpoints".into(),
+                serde_json::to_value(&checkpoints).unwrap(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        answers[0]["batchItemFailures"],
+        json!([{"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6d0"}]),
+        "{}",
+        answers[0]
+    );
+    assert_eq!(answers[1]["batchItemFailures"], json!([]), "{}", answers[1]);
+    for run_id in runs {
+        let run = world.run(run_id);
+        assert_eq!(run.status, "SUCCESS", "{run_id}: {run:?}");
+        assert!(run.log_text().contains(&format!("(Port run {run_id})")));
+    }
 }
