@@ -130,8 +130,7 @@ impl PortWorld {
     /// A user clicks `action`: Port creates the run and writes the legacy envelope to
     /// `ORG.runs`; the Kafka event Lambda gets for it.
     pub fn click(&self, run_id: &str, action: &str, inputs: Value) -> Value {
-        self.port.create_run(run_id, action);
-        self.kafka_event(&envelope(run_id, action, inputs))
+        self.kafka_event(&self.port.click(ORG, run_id, action, inputs))
     }
 
     /// A record of `ORG.runs` carrying `value`, as the event source delivers it.
@@ -279,25 +278,9 @@ pub fn checkpoint(event: &SqsEvent) -> TailCheckpoint {
     serde_json::from_str(body).expect("a tail checkpoint")
 }
 
-/// The legacy envelope Port writes for a run (`reference/port-api.md` §5a).
+/// The legacy envelope Port writes for a run of the test organisation.
 pub fn envelope(run_id: &str, action: &str, inputs: Value) -> Value {
-    json!({
-        "action": action,
-        "resourceType": "run",
-        "status": "TRIGGERED",
-        "trigger": {
-            "by": {"orgId": ORG, "userId": "auth0|ana", "user": {"email": "ana@example.com"}},
-            "origin": "UI",
-            "at": "2026-11-22T10:00:00.000Z",
-        },
-        "context": {"entity": null, "blueprint": "service", "runId": run_id},
-        "payload": {
-            "entity": null,
-            "action": {"invocationMethod": {"type": "KAFKA"}, "trigger": "CREATE"},
-            "properties": inputs,
-            "censoredProperties": [],
-        },
-    })
+    spigot_local::port::run_envelope(ORG, run_id, action, inputs)
 }
 
 /// The reference example's inputs.
@@ -312,7 +295,7 @@ pub fn example_inputs(service: &str) -> Value {
 
 /// The console log's lines as Port should show them (CRLF, ANSI, redraws cleaned).
 pub fn cleaned_lines(raw: &[u8]) -> Vec<String> {
-    log_tailer::tail::log_lines(raw)
+    spigot_common::logline::clean_lines(raw)
 }
 
 /// The log messages log_tailer posted: all but port_runner's opening message and the

@@ -10,6 +10,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use bytes::Bytes;
 use port_runner::routes::Unrouted;
 use serde_json::json;
+use spigot_common::search::{SearchAuth, SearchClient};
 use spigot_local::port::SandboxRun;
 use spigot_local::stack::{EXAMPLE_ACTION, EXAMPLE_JOB};
 use spigot_tests::port::{
@@ -540,4 +541,57 @@ async fn the_watchdog_aborts_a_build_past_its_limit_and_fails_the_run() {
         written.len()
     );
     assert_eq!(world.tail_queue_depth().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_route_that_asks_gets_its_build_log_indexed_one_document_per_line() {
+    let search_server = spigot_local::search_server::SearchServer::start(0)
+        .await
+        .expect("the search server starts");
+    let search = SearchClient::new(search_server.url(), SearchAuth::None).unwrap();
+    let mut world = PortWorld::start().await;
+    world.tailer.search = Some(search.clone());
+    world
+        .runner
+        .routes
+        .routes
+        .get_mut(EXAMPLE_ACTION)
+        .expect("the example route")
+        .index_log = true;
+    let run_id = "r_indexed";
+    world
+        .run_port_runner(&world.click(run_id, EXAMPLE_ACTION, example_inputs("my-service")))
+        .await;
+    assert_eq!(world.tail_until_idle(Duration::from_secs(60)).await, 1);
+    assert_eq!(world.run(run_id).status, "SUCCESS");
+
+    let expected = jenkins_lines(&world, EXAMPLE_JOB, 1).await;
+    search.refresh("ci-logs-*").await.unwrap();
+    let query = json!({"bool": {"filter": [
+        {"term": {"ci.source": "jenkins"}},
+        {"term": {"ci.job.id": "1"}},
+        {"term": {"event.dataset": "jenkins.build_log"}},
+    ]}});
+    assert_eq!(
+        search.count("ci-logs-*", &query).await.unwrap(),
+        expected.len() as u64,
+        "one document per line"
+    );
+    let hits = search
+        .search(
+            "ci-logs-*",
+            &json!({"query": {"term": {"event.sequence": 2}}, "size": 1}),
+        )
+        .await
+        .unwrap();
+    let doc = &hits["hits"]["hits"][0]["_source"];
+    assert_eq!(doc["message"], expected[1], "{doc}");
+    assert_eq!(doc["ci"]["job"]["status"], "SUCCESS", "{doc}");
+    assert_eq!(
+        doc["log"]["file"]["path"],
+        format!(
+            "s3://{}/jenkins/sandbox/deploy/microservice/1.log",
+            world.archive_bucket
+        )
+    );
 }

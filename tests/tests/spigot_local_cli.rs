@@ -36,6 +36,11 @@ async fn the_demo_adds_up() {
     assert_eq!(row("lost").actual, "0");
     assert_eq!(row("in the DLQ").actual, "0");
     assert_eq!(row("final spigot_state").actual, "ON");
+    assert_eq!(row("runs started by port_runner").actual, "1");
+    assert_eq!(row("Jenkins builds of the run").actual, "1");
+    assert_eq!(row("run status").actual, "SUCCESS");
+    assert_eq!(row("Port lines equal the Jenkins lines").actual, "yes");
+    assert_eq!(row("lines in Port while the build ran").actual, "yes");
     let mismatches: Vec<_> = rows.iter().filter(|r| !r.ok()).collect();
     assert!(mismatches.is_empty(), "{mismatches:?}");
 }

@@ -117,6 +117,17 @@ struct Marker {
     options: Option<String>,
 }
 
+/// The messages of a whole text's lines (CRLF, carriage-return redraws and ANSI
+/// cleaned), as a reader should see them.
+pub fn clean_lines(text: &[u8]) -> Vec<String> {
+    let mut parser = LineParser::default();
+    let mut lines = Vec::new();
+    let mut take = |line: &LogLine<'_>| lines.push(line.message.to_owned());
+    parser.feed(text, &mut take);
+    parser.finish(&mut take);
+    lines
+}
+
 impl Default for LineParser {
     fn default() -> Self {
         Self::new(DEFAULT_MAX_LINE_BYTES)
@@ -579,6 +590,16 @@ impl LineParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_console_log_is_cleaned_line_by_line() {
+        let read = b"Started by user ana\r\n\x1b[32mok\x1b[0m\r\n10%\r100%\r\nFinished: SUCCESS";
+        assert_eq!(
+            clean_lines(read),
+            ["Started by user ana", "ok", "100%", "Finished: SUCCESS"]
+        );
+        assert!(clean_lines(b"").is_empty());
+    }
 
     /// What a test looks at in a line.
     #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use spigot_common::jenkins::builds::{BuildRef, JenkinsError, JenkinsServer};
-use spigot_common::logline::{LineParser, LogLine};
+use spigot_common::logline::clean_lines;
 use spigot_common::port::{RunStatus, RunUpdate, MAX_BODY_BYTES};
 use spigot_common::port_run::{Progress, TailCheckpoint};
 
@@ -143,7 +143,7 @@ impl Run<'_> {
                 lines_in_read = 0;
                 tracing::warn!(run_id = %self.checkpoint.run_id, offset = self.progress.offset, size = read.next, "the log restarted at 0; not posting it again");
             } else {
-                let lines = log_lines(&read.text);
+                let lines = clean_lines(&read.text);
                 lines_in_read = lines.len();
                 let fresh = &lines[(self.progress.lines_posted as usize).min(lines.len())..];
                 self.post(fresh).await?;
@@ -390,16 +390,6 @@ enum Resolved {
     NotYet,
 }
 
-/// The lines of a console log read, cleaned (CRLF, carriage-return redraws, ANSI).
-pub fn log_lines(text: &[u8]) -> Vec<String> {
-    let mut parser = LineParser::default();
-    let mut lines = Vec::new();
-    let mut take = |line: &LogLine<'_>| lines.push(line.message.to_owned());
-    parser.feed(text, &mut take);
-    parser.finish(&mut take);
-    lines
-}
-
 /// Lines grouped into posts: each post's message (lines joined by `\n`) stays under
 /// `flush_bytes` as JSON, and under Port's limit whatever the lines hold.
 pub fn chunks(lines: &[String], flush_bytes: usize) -> Vec<&[String]> {
@@ -426,16 +416,6 @@ pub fn chunks(lines: &[String], flush_bytes: usize) -> Vec<&[String]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn console_reads_are_cleaned_line_by_line() {
-        let read = b"Started by user ana\r\n\x1b[32mok\x1b[0m\r\n10%\r100%\r\nFinished: SUCCESS";
-        assert_eq!(
-            log_lines(read),
-            ["Started by user ana", "ok", "100%", "Finished: SUCCESS"]
-        );
-        assert!(log_lines(b"").is_empty());
-    }
 
     #[test]
     fn posts_stay_under_the_limit_and_keep_the_order() {

@@ -153,6 +153,13 @@ impl SandboxPort {
         );
     }
 
+    /// A user clicks `action` in organisation `org`: the run is created and the message
+    /// Port writes to `{org}.runs` comes back.
+    pub fn click(&self, org: &str, run_id: &str, action: &str, inputs: Value) -> Value {
+        self.create_run(run_id, action);
+        run_envelope(org, run_id, action, inputs)
+    }
+
     pub fn run(&self, run_id: &str) -> Option<SandboxRun> {
         self.lock().runs.get(run_id).cloned()
     }
@@ -187,6 +194,30 @@ impl Drop for SandboxPort {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The legacy agent envelope Port writes to `{org}.runs` for a triggered run
+/// (`reference/port-api.md` §5a).
+pub fn run_envelope(org: &str, run_id: &str, action: &str, inputs: Value) -> Value {
+    json!({
+        "action": action,
+        "resourceType": "run",
+        "status": "TRIGGERED",
+        "trigger": {
+            "by": {"orgId": org, "userId": "auth0|ana", "user": {"email": "ana@example.com"}},
+            "origin": "UI",
+            "at": time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        },
+        "context": {"entity": null, "blueprint": "service", "runId": run_id},
+        "payload": {
+            "entity": null,
+            "action": {"invocationMethod": {"type": "KAFKA"}, "trigger": "CREATE"},
+            "properties": inputs,
+            "censoredProperties": [],
+        },
+    })
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, PortState> {

@@ -192,7 +192,7 @@ pub async fn run(stack: &Stack, big_job_bytes: u64) -> anyhow::Result<Vec<Row>> 
         .resources()
         .reference("IngestDeadLetterQueue")?
         .to_owned();
-    let left = queue_depth(stack, &queue).await? + queue_depth(stack, &dlq).await?;
+    let left = super::queue_depth(stack, &queue).await? + super::queue_depth(stack, &dlq).await?;
     rows.push(Row::text(
         PART,
         "a section's lines found by a search",
@@ -224,26 +224,6 @@ async fn archived_size(stack: &Stack, job: &SandboxJob) -> anyhow::Result<u64> {
         .await
         .context("the archived log")?;
     Ok(head.content_length.unwrap_or(0) as u64)
-}
-
-async fn queue_depth(stack: &Stack, url: &str) -> anyhow::Result<u64> {
-    use aws_sdk_sqs::types::QueueAttributeName as A;
-    let attributes = aws_sdk_sqs::Client::new(stack.sdk())
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(A::ApproximateNumberOfMessages)
-        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await?
-        .attributes
-        .unwrap_or_default();
-    let n = |name: A| {
-        attributes
-            .get(&name)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Ok(n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible))
 }
 
 fn human_bytes(bytes: u64) -> String {

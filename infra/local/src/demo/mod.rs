@@ -3,6 +3,7 @@
 //! (the sandbox upstreams, the queues, the stage), never assumed.
 
 mod gitlab;
+mod port;
 mod spigot;
 
 use std::time::{Duration, Instant};
@@ -84,6 +85,7 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> anyhow::Result<Vec<Row
             .await
             .context("the GitLab part")?,
     );
+    rows.extend(port::run(stack).await.context("the Port part")?);
     Ok(rows)
 }
 
@@ -154,4 +156,25 @@ where
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Messages waiting in a queue, visible or in flight.
+pub(crate) async fn queue_depth(stack: &Stack, url: &str) -> anyhow::Result<u64> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let attributes = aws_sdk_sqs::Client::new(stack.sdk())
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await?
+        .attributes
+        .unwrap_or_default();
+    let n = |name: A| {
+        attributes
+            .get(&name)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible))
 }
