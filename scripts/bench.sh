@@ -7,7 +7,9 @@
 #   3. init time of each function binary against hello-world (tests/benches/init_time.rs);
 #   4. in-process handler latency and drain throughput (tests/benches/spigot.rs);
 #   5. gitlab_ingest: parser throughput, peak RSS of whole ingests, bulk sizes
-#      (tests/benches/gitlab.rs).
+#      (tests/benches/gitlab.rs);
+#   6. port_runner + log_tailer: line-to-Port latency and Port calls per minute per run
+#      (tests/benches/port.rs).
 #
 # A missed target or a benchmark that could not measure is a row (MISSED / FAILED) and
 # the exit status stays 0; only the harness itself failing (a build error, a benchmark
@@ -21,7 +23,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export SPIGOT_VENV="${SPIGOT_VENV:-$root/.venv}"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
-functions=(process_webhooks send_from_queue gitlab_ingest)
+functions=(process_webhooks send_from_queue gitlab_ingest port_runner log_tailer)
 lambda_packages=()
 for function in "${functions[@]}"; do lambda_packages+=(-p "$function"); done
 zip_limit_bytes=$((4 * 1024 * 1024))
@@ -33,7 +35,8 @@ latency_rows="$work/latency.rows"
 zip_rows="$work/zip.rows"
 init_rows="$work/init.rows"
 gitlab_rows="$work/gitlab.rows"
-touch "$latency_rows" "$zip_rows" "$init_rows" "$gitlab_rows"
+port_rows="$work/port.rows"
+touch "$latency_rows" "$zip_rows" "$init_rows" "$gitlab_rows" "$port_rows"
 harness_failed=0
 
 row() { # benchmark value target verdict >> file
@@ -63,8 +66,8 @@ run_bench() {
 }
 
 echo "==> cargo build --release (host binaries for the init-time benchmark)"
-cargo build --release -p process_webhooks -p send_from_queue -p gitlab_ingest -p spigot-tests \
-  --bin process_webhooks --bin send_from_queue --bin gitlab_ingest --bin hello_lambda
+cargo build --release "${lambda_packages[@]}" -p spigot-tests \
+  "${functions[@]/#/--bin=}" --bin hello_lambda
 
 echo "==> cargo lambda build --release --arm64 (zip sizes)"
 cargo_lambda="$SPIGOT_VENV/bin/cargo-lambda"
@@ -97,13 +100,14 @@ done
 run_bench init_time "$init_rows"
 run_bench spigot "$latency_rows"
 run_bench gitlab "$gitlab_rows"
+run_bench port "$port_rows"
 
 # One table, columns padded for the terminal (still valid markdown).
 echo
 {
   echo "| benchmark | value | target | verdict |"
   echo "| --- | --- | --- | --- |"
-  cat "$latency_rows" "$zip_rows" "$init_rows" "$gitlab_rows"
+  cat "$latency_rows" "$zip_rows" "$init_rows" "$gitlab_rows" "$port_rows"
 } | awk '
   { gsub(/^[|] | [|]$/, ""); n = split($0, cell, / [|] /)
     for (i = 1; i <= n; i++) { rows[NR, i] = cell[i]; if (length(cell[i]) > w[i]) w[i] = length(cell[i]) } }

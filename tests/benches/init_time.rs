@@ -164,7 +164,7 @@ fn subjects(spigot: &Spigot) -> Vec<Subject> {
         },
         Subject {
             binary: "send_from_queue",
-            env: function_env,
+            env: function_env.clone(),
             // Every valid event starts by reading the stage; an unknown action is
             // refused before that.
             event: json!({"action": "bench-init"}),
@@ -173,7 +173,75 @@ fn subjects(spigot: &Spigot) -> Vec<Subject> {
                     if String::from_utf8_lossy(&error.body).contains("unknown action"))
             },
         },
+        Subject {
+            binary: "gitlab_ingest",
+            env: with(
+                &function_env,
+                &[
+                    ("GITLAB_URL", "http://127.0.0.1:9"),
+                    ("GITLAB_TOKEN", "glpat-bench"),
+                    ("GITLAB_WEBHOOK_SECRET", "spigot-gitlab-test-secret"),
+                    ("INGEST_QUEUE_URL", "http://127.0.0.1:9/queue/ingest"),
+                    ("SEARCH_URL", "http://127.0.0.1:9"),
+                    ("ARCHIVE_BUCKET", "bench-archive"),
+                ],
+            ),
+            // A hook with the wrong token is refused before any call out.
+            event: fixture("gitlab_ingest/job-hook-bad-token.json"),
+            expected: |outcome| {
+                matches!(outcome, Outcome::Response(body)
+                    if serde_json::from_slice::<Value>(body)
+                        .is_ok_and(|response| response["statusCode"] == 401))
+            },
+        },
+        Subject {
+            binary: "port_runner",
+            env: with(&function_env, &port_env()),
+            // A batch without records: nothing to trigger.
+            event: json!({"eventSource": "SelfManagedKafka", "records": {}}),
+            expected: |outcome| {
+                matches!(outcome, Outcome::Response(body)
+                    if serde_json::from_slice::<Value>(body)
+                        .is_ok_and(|summary| summary["records"] == 0))
+            },
+        },
+        Subject {
+            binary: "log_tailer",
+            env: with(&function_env, &port_env()),
+            event: json!({"Records": []}),
+            expected: |outcome| {
+                matches!(outcome, Outcome::Response(body)
+                    if serde_json::from_slice::<Value>(body)
+                        .is_ok_and(|answer| answer["batchItemFailures"] == json!([])))
+            },
+        },
     ]
+}
+
+/// What port_runner and log_tailer read at init (none of it is called by the events).
+fn port_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("PORT_API_URL", "http://127.0.0.1:9"),
+        ("PORT_CLIENT_ID", "bench-client"),
+        ("PORT_CLIENT_SECRET", "bench-secret"),
+        (
+            "ROUTES",
+            r#"{"servers": {"main": "http://127.0.0.1:9"}, "routes": {"deploy": {"server": "main", "job": "deploy"}}}"#,
+        ),
+        ("TAIL_QUEUE_URL", "http://127.0.0.1:9/queue/tail"),
+        ("STATE_BUCKET", "bench-state"),
+        ("ARCHIVE_BUCKET", "bench-archive"),
+    ]
+}
+
+/// `env` with `extra` added.
+fn with(
+    env: &[(&'static str, String)],
+    extra: &[(&'static str, &'static str)],
+) -> Vec<(&'static str, String)> {
+    let mut env = env.to_vec();
+    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    env
 }
 
 /// Starts `binary` behind a fresh Runtime API and invokes it once: the times from the

@@ -127,6 +127,18 @@ impl PortWorld {
         }
     }
 
+    /// Routes `action` to `job`, which the sandbox Jenkins gets.
+    pub fn add_route(&mut self, action: &str, job: SandboxJob) {
+        let routes = json!({
+            "servers": {"sandbox": self.jenkins.url()},
+            "routes": {action: {"server": "sandbox", "job": job.path.join("/")}},
+        });
+        let mut parsed = port_runner::routes::Routes::parse(&routes.to_string())
+            .expect("the added route parses");
+        self.jenkins.add_job(job);
+        self.runner.routes.routes.append(&mut parsed.routes);
+    }
+
     /// A user clicks `action`: Port creates the run and writes the legacy envelope to
     /// `ORG.runs`; the Kafka event Lambda gets for it.
     pub fn click(&self, run_id: &str, action: &str, inputs: Value) -> Value {

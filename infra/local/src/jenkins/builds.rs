@@ -67,6 +67,9 @@ impl SandboxJob {
 pub struct BuildSummary {
     pub number: u64,
     pub parameters: Vec<(String, String)>,
+    /// When the build started: line `i` (1-based) of the script is written
+    /// `i × line_interval` later.
+    pub started_at: Instant,
     pub building: bool,
     pub result: Option<String>,
     /// The raw log written so far.
@@ -212,6 +215,7 @@ impl Builds {
                     .map(|b| BuildSummary {
                         number: b.number,
                         parameters: b.parameters.clone(),
+                        started_at: b.started_at,
                         building: !b.finished(now),
                         result: b.result(now),
                         log: b.log(now),
