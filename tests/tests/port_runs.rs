@@ -595,3 +595,41 @@ async fn a_route_that_asks_gets_its_build_log_indexed_one_document_per_line() {
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_item_gone_before_the_tail_looks_is_found_again_by_its_run_id() {
+    let mut world = PortWorld::start().await;
+    // port_runner hands on the queue item without waiting for the build, and Jenkins
+    // forgets queue items as soon as they have left the queue (5 minutes in real life).
+    world.runner.build_number_wait = Duration::ZERO;
+    world.jenkins.set_queue_ttl(Duration::ZERO);
+    let run_id = "r_expired";
+    world
+        .run_port_runner(&world.click(run_id, FLAKY_ACTION, json!({})))
+        .await;
+    let event = world.receive_checkpoints(None).await;
+    let handed = checkpoint(&event);
+    assert!(handed.build.is_none(), "only the queue item was known");
+    let queue_url = handed.queue_url.clone().expect("a queue item");
+    // Wait until the item has left the queue and is gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while reqwest::get(format!("{queue_url}api/json"))
+        .await
+        .unwrap()
+        .status()
+        != 404
+    {
+        assert!(Instant::now() < deadline, "the queue item never went away");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let response = world.run_log_tailer(event, Duration::from_secs(30)).await;
+    assert!(response.batch_item_failures.is_empty());
+    let run = world.run(run_id);
+    assert_eq!(run.status, "FAILURE", "UNSTABLE: {run:?}");
+    assert!(run.link.iter().any(|l| l.ends_with("/job/qa/job/flaky/1/")));
+    assert_eq!(
+        posted_lines(&run),
+        jenkins_lines(&world, FLAKY_JOB, 1).await
+    );
+}
