@@ -15,7 +15,7 @@ VENV_BIN := $(CURDIR)/$(VENV)/bin
 VENV_STAMP := $(VENV)/.installed-requirements-dev
 
 # Lambda function binaries (one crate each under functions/).
-FUNCTIONS := process_webhooks send_from_queue gitlab_ingest port_runner log_tailer
+FUNCTIONS := process_webhooks send_from_queue gitlab_ingest port_runner log_tailer aliecs_ingest
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
 
 # AWS tooling runs offline here: dummy credentials, a fixed region, no telemetry.

@@ -1,0 +1,304 @@
+//! A record's message type comes from its topic (`reference/aliecs-kafka.md` §7): the
+//! legacy plugin's state notifications and active-runs lists, or an event-model
+//! `Event`. Unknown fields are skipped by prost, as protobuf wants.
+
+use prost::Message as _;
+
+use crate::proto::{events, kafka};
+
+/// What a legacy state notification says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateChange {
+    /// `aliecs.env_state.<STATE>`: the environment entered the state.
+    Enter,
+    /// `aliecs.env_leave_state.<STATE>`: it is leaving the state (the message still says
+    /// that state: a leave of RUNNING is the end of a run).
+    Leave,
+    /// `aliecs.before_start_activity`, `aliecs.after_start_activity`,
+    /// `aliecs.start_activity`: the start-of-run hooks.
+    StartActivity,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AliecsMessage {
+    State(StateChange, kafka::NewStateNotification),
+    ActiveRuns(kafka::ActiveRunsList),
+    Event(Box<events::Event>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("topic {0} is not an AliECS topic this function reads")]
+    UnknownTopic(String),
+    #[error("not a {message}: {reason}")]
+    Protobuf {
+        message: &'static str,
+        reason: String,
+    },
+}
+
+/// Decodes `value` as the message type of `topic`.
+pub fn decode(topic: &str, value: &[u8]) -> Result<AliecsMessage, DecodeError> {
+    let protobuf = |message: &'static str| {
+        move |error: prost::DecodeError| DecodeError::Protobuf {
+            message,
+            reason: error.to_string(),
+        }
+    };
+    let Some(rest) = topic.strip_prefix("aliecs.") else {
+        return Err(DecodeError::UnknownTopic(topic.to_owned()));
+    };
+    let state = |change| {
+        kafka::NewStateNotification::decode(value)
+            .map(|n| AliecsMessage::State(change, n))
+            .map_err(protobuf("kafka.NewStateNotification"))
+    };
+    if rest.starts_with("env_list.") {
+        return kafka::ActiveRunsList::decode(value)
+            .map(AliecsMessage::ActiveRuns)
+            .map_err(protobuf("kafka.ActiveRunsList"));
+    }
+    if rest.starts_with("env_state.") {
+        return state(StateChange::Enter);
+    }
+    if rest.starts_with("env_leave_state.") {
+        return state(StateChange::Leave);
+    }
+    if rest.ends_with("start_activity") && !rest.contains('.') {
+        return state(StateChange::StartActivity);
+    }
+    let event_topic = matches!(
+        rest,
+        "core" | "environment" | "run" | "task" | "role" | "call"
+    ) || rest.starts_with("integrated_service.");
+    if event_topic {
+        return events::Event::decode(value)
+            .map(|event| AliecsMessage::Event(Box::new(event)))
+            .map_err(protobuf("events.Event"));
+    }
+    Err(DecodeError::UnknownTopic(topic.to_owned()))
+}
+
+#[cfg(test)]
+pub(crate) mod wire {
+    //! Protobuf bytes built by hand from the reference's field layout, independent of
+    //! prost's encoder.
+
+    pub fn varint(mut value: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            if value == 0 {
+                out.push(byte);
+                return out;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    /// A varint field.
+    pub fn int(field: u64, value: u64) -> Vec<u8> {
+        let mut out = varint(field << 3);
+        out.extend(varint(value));
+        out
+    }
+
+    /// A length-delimited field (string, bytes, message).
+    pub fn len(field: u64, bytes: &[u8]) -> Vec<u8> {
+        let mut out = varint((field << 3) | 2);
+        out.extend(varint(bytes.len() as u64));
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    pub fn cat(parts: &[Vec<u8>]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    pub const ENV: &str = "2oDvieFrVTi";
+    pub const T0: u64 = 1_763_805_600_000;
+
+    /// kafka.EnvInfo.
+    pub fn env_info(run: Option<u64>, state: &str, detectors: &[&str], entered: u64) -> Vec<u8> {
+        let mut parts = vec![len(1, ENV.as_bytes())];
+        if let Some(run) = run {
+            parts.push(int(2, run));
+            parts.push(len(3, b"PHYSICS"));
+        }
+        parts.push(len(4, state.as_bytes()));
+        for d in detectors {
+            parts.push(len(5, d.as_bytes()));
+        }
+        parts.push(int(6, entered));
+        cat(&parts)
+    }
+
+    /// kafka.NewStateNotification.
+    pub fn notification(env_info: &[u8], timestamp: u64) -> Vec<u8> {
+        cat(&[len(1, env_info), int(2, timestamp)])
+    }
+
+    /// events.Event carrying an Ev_RunEvent (oneof field 16).
+    pub fn run_event(
+        ms: u64,
+        run: u64,
+        transition: &str,
+        status: u64,
+        state: &str,
+        user: &str,
+    ) -> Vec<u8> {
+        let user = len(3, user.as_bytes());
+        let payload = cat(&[
+            len(1, ENV.as_bytes()),
+            int(2, run),
+            len(3, state.as_bytes()),
+            len(5, transition.as_bytes()),
+            int(6, status),
+            len(8, &user),
+        ]);
+        cat(&[
+            int(1, ms),
+            int(2, ms * 1_000_000 + 123_456),
+            len(16, &payload),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wire::*;
+    use super::*;
+    use crate::proto::events::event::Payload;
+
+    #[test]
+    fn a_start_of_run_notification_decodes_from_the_reference_layout() {
+        let bytes = notification(
+            &env_info(Some(559_123), "RUNNING", &["ITS"], T0 - 5_000),
+            T0,
+        );
+        // reference §6: RUNNING with one detector is 56 bytes.
+        assert_eq!(bytes.len(), 56);
+        let AliecsMessage::State(StateChange::Enter, n) =
+            decode("aliecs.env_state.RUNNING", &bytes).unwrap()
+        else {
+            panic!("an enter-state notification")
+        };
+        assert_eq!(n.timestamp, T0);
+        let env = n.env_info.unwrap();
+        assert_eq!(env.environment_id, ENV);
+        assert_eq!(env.run_number, Some(559_123));
+        assert_eq!(env.run_type.as_deref(), Some("PHYSICS"));
+        assert_eq!(env.state, "RUNNING");
+        assert_eq!(env.detectors, ["ITS"]);
+        assert_eq!(env.enter_state_timestamp, T0 - 5_000);
+    }
+
+    #[test]
+    fn absent_run_fields_are_none_and_unknown_fields_are_skipped() {
+        let mut info = env_info(None, "CONFIGURED", &["TPC"], T0);
+        assert_eq!(
+            notification(&info, T0).len(),
+            46,
+            "reference §6: CONFIGURED is 46 bytes"
+        );
+        // A field from a future producer, in the message and in its EnvInfo.
+        info.extend(len(9, b"future"));
+        let mut bytes = notification(&info, T0);
+        bytes.extend(int(15, 7));
+        let AliecsMessage::State(StateChange::Leave, n) =
+            decode("aliecs.env_leave_state.CONFIGURED", &bytes).unwrap()
+        else {
+            panic!("a leave-state notification")
+        };
+        let env = n.env_info.unwrap();
+        assert_eq!((env.run_number, env.run_type), (None, None));
+        assert_eq!(env.detectors, ["TPC"]);
+    }
+
+    #[test]
+    fn active_runs_lists_decode_empty_and_full() {
+        let empty = int(2, T0);
+        assert_eq!(empty.len(), 7, "reference §6: the empty list is 7 bytes");
+        let AliecsMessage::ActiveRuns(list) = decode("aliecs.env_list.RUNNING", &empty).unwrap()
+        else {
+            panic!("a list")
+        };
+        assert!(list.active_runs.is_empty());
+        assert_eq!(list.timestamp, T0);
+
+        let full = cat(&[
+            len(1, &env_info(Some(1), "RUNNING", &["ITS", "TPC"], T0)),
+            len(1, &env_info(Some(2), "RUNNING", &["MCH"], T0)),
+            int(2, T0),
+        ]);
+        let AliecsMessage::ActiveRuns(list) = decode("aliecs.env_list.RUNNING", &full).unwrap()
+        else {
+            panic!("a list")
+        };
+        let runs: Vec<_> = list.active_runs.iter().map(|e| e.run_number).collect();
+        assert_eq!(runs, [Some(1), Some(2)]);
+    }
+
+    #[test]
+    fn run_events_decode_with_their_two_byte_oneof_tag() {
+        let bytes = run_event(T0, 559_123, "START_ACTIVITY", 1, "CONFIGURED", "anna");
+        // Field 16, length-delimited: tag (16 << 3) | 2 = 130, a two-byte varint.
+        let tag = varint((16 << 3) | 2);
+        assert_eq!(tag, [0x82, 0x01]);
+        assert!(bytes.windows(2).any(|w| w == tag));
+        let AliecsMessage::Event(event) = decode("aliecs.run", &bytes).unwrap() else {
+            panic!("an event")
+        };
+        assert_eq!(event.timestamp, T0 as i64);
+        assert_eq!(event.timestamp_nano, (T0 * 1_000_000 + 123_456) as i64);
+        let Some(Payload::RunEvent(run)) = event.payload else {
+            panic!("a run event")
+        };
+        assert_eq!(run.run_number, 559_123);
+        assert_eq!(run.transition, "START_ACTIVITY");
+        assert_eq!(run.transition_status, events::OpStatus::Started as i32);
+        assert_eq!(run.last_request_user.unwrap().name, "anna");
+    }
+
+    #[test]
+    fn topics_choose_the_message_and_bad_bytes_are_errors() {
+        let state = notification(&env_info(Some(1), "RUNNING", &[], T0), T0);
+        for topic in [
+            "aliecs.before_start_activity",
+            "aliecs.after_start_activity",
+            "aliecs.start_activity",
+        ] {
+            assert!(matches!(
+                decode(topic, &state),
+                Ok(AliecsMessage::State(StateChange::StartActivity, _))
+            ));
+        }
+        for topic in [
+            "aliecs.environment",
+            "aliecs.task",
+            "aliecs.integrated_service.dcs",
+            "aliecs.core",
+        ] {
+            assert!(
+                matches!(decode(topic, &[]), Ok(AliecsMessage::Event(_))),
+                "{topic}"
+            );
+        }
+        for topic in ["aliecs.unheard_of", "dip.lhc.beam_mode", "org.runs"] {
+            assert_eq!(
+                decode(topic, &state),
+                Err(DecodeError::UnknownTopic(topic.into()))
+            );
+        }
+        // Cut short inside the EnvInfo.
+        assert!(matches!(
+            decode("aliecs.env_state.RUNNING", &state[..10]),
+            Err(DecodeError::Protobuf { .. })
+        ));
+        assert!(matches!(
+            decode("aliecs.run", b"\xff\xff\xff"),
+            Err(DecodeError::Protobuf { .. })
+        ));
+    }
+}

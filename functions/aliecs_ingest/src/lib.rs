@@ -1,0 +1,213 @@
+//! aliecs_ingest: AliECS environment and run events (protobuf over Kafka) into the
+//! search index — a state timeline with one document per message, and one record per
+//! run (start, end, duration, detectors, run type, environment, how it ended) — and,
+//! when configured, a Jenkins build request at the end of each run, through the spigot
+//! queue. Facts: `reference/aliecs-kafka.md`. See [`decode`], [`timeline`], [`runs`],
+//! [`store`].
+
+pub mod decode;
+pub mod proto;
+pub mod runs;
+pub mod store;
+pub mod timeline;
+
+use serde_json::Value;
+use spigot_common::config::{optional, required, ConfigError};
+use spigot_common::jenkins::builds::JobPath;
+use spigot_common::search::{BulkWriter, SearchAuth, SearchClient, SearchCredentials};
+use spigot_common::telemetry::Metrics;
+use tokio::sync::OnceCell;
+
+use crate::decode::DecodeError;
+use crate::store::{EorBuilds, RunStore};
+
+pub const DEFAULT_INDEX_PREFIX: &str = "aliecs";
+/// Largest bulk request.
+const BULK_BYTES: usize = 8 * 1024 * 1024;
+
+pub struct Deps {
+    pub search: SearchClient,
+    /// Indices `{prefix}-timeline-YYYY.MM.DD` and `{prefix}-runs`.
+    pub index_prefix: String,
+    /// Set with `EOR_JENKINS_JOB`.
+    pub eor: Option<EorBuilds>,
+    /// The index template goes in once per cold start.
+    pub template: OnceCell<()>,
+}
+
+impl Deps {
+    /// From `SEARCH_URL`, `SEARCH_INDEX_PREFIX`, `SEARCH_AUTH` (+ `search.json` in
+    /// `CREDENTIALS_BUCKET`), and for end-of-run builds `EOR_JENKINS_JOB`,
+    /// `SPIGOT_QUEUE_URL` and `PAYLOAD_BUCKET`.
+    pub async fn from_env(sdk: &aws_config::SdkConfig) -> Result<Deps, ConfigError> {
+        let s3 = spigot_common::aws::s3_client(sdk);
+        let credentials = match optional("CREDENTIALS_BUCKET") {
+            Some(bucket) => {
+                spigot_common::secrets::read_json::<SearchCredentials>(&s3, &bucket, "search.json")
+                    .await?
+            }
+            None => None,
+        };
+        let search = SearchClient::new(
+            &required("SEARCH_URL")?,
+            SearchAuth::from_env(sdk, credentials)?,
+        )?;
+        let eor = match optional("EOR_JENKINS_JOB") {
+            None => None,
+            Some(job) => Some(EorBuilds {
+                buffer: spigot_common::buffer::WebhookBuffer::from_env(sdk)?,
+                job: JobPath::parse(&job),
+            }),
+        };
+        Ok(Deps {
+            search,
+            index_prefix: optional("SEARCH_INDEX_PREFIX")
+                .unwrap_or_else(|| DEFAULT_INDEX_PREFIX.into()),
+            eor,
+            template: OnceCell::new(),
+        })
+    }
+
+    pub fn runs_index(&self) -> String {
+        format!("{}-runs", self.index_prefix)
+    }
+
+    /// The timeline index of a message dated `ms`.
+    pub fn timeline_index(&self, ms: i64) -> String {
+        let day = &runs::rfc3339_ms(ms)[..10];
+        format!("{}-timeline-{}", self.index_prefix, day.replace('-', "."))
+    }
+}
+
+/// What a batch came to; also the invocation's answer.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BatchSummary {
+    pub records: u64,
+    pub timeline_created: u64,
+    /// Timeline documents already there: redelivered messages.
+    pub timeline_existed: u64,
+    /// Timeline documents the index refused for good (logged).
+    pub timeline_rejected: u64,
+    pub runs_updated: u64,
+    pub runs_unchanged: u64,
+    pub eor_builds_queued: u64,
+    /// Records that are not the message their topic carries (logged, skipped).
+    pub undecodable: u64,
+    /// Records of topics this function does not read (logged, skipped).
+    pub unknown_topic: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("search: {0}")]
+    Search(#[from] spigot_common::search::SearchError),
+    #[error(transparent)]
+    Runs(#[from] store::StoreError),
+}
+
+/// The documents of one batch, before they are written.
+pub struct Prepared<'a> {
+    pub bulk: BulkWriter<'a>,
+    pub facts: Vec<runs::RunFacts>,
+    pub summary: BatchSummary,
+}
+
+/// Decodes every record of a Kafka event and lays out its timeline documents and run
+/// facts; records that cannot be read are counted and skipped.
+pub fn prepare<'a>(deps: &'a Deps, event: &Value) -> Prepared<'a> {
+    let mut prepared = Prepared {
+        bulk: BulkWriter::new(&deps.search, BULK_BYTES),
+        facts: Vec::new(),
+        summary: BatchSummary::default(),
+    };
+    let summary = &mut prepared.summary;
+    let mut source = Vec::with_capacity(512);
+    for record in spigot_common::kafka::records(event) {
+        summary.records += 1;
+        let record = match record {
+            Ok(record) => record,
+            Err(problem) => {
+                tracing::warn!(%problem, "record skipped: unreadable");
+                summary.undecodable += 1;
+                continue;
+            }
+        };
+        let message = match decode::decode(&record.topic, &record.value) {
+            Ok(message) => message,
+            Err(error @ DecodeError::UnknownTopic(_)) => {
+                tracing::warn!(record = %record.position(), %error, "record skipped");
+                summary.unknown_topic += 1;
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(record = %record.position(), %error, "record skipped: undecodable");
+                summary.undecodable += 1;
+                continue;
+            }
+        };
+        // Dated by the message; by the record when the message has no time.
+        let ms = timeline::message_ms(&message)
+            .or(record.timestamp)
+            .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp() * 1000);
+        let doc = timeline::document(&record.topic, &message, ms);
+        source.clear();
+        serde_json::to_writer(&mut source, &doc).expect("a timeline document serialises");
+        prepared.bulk.create(
+            &deps.timeline_index(ms),
+            &timeline::document_id(&record.topic, &record.value),
+            &source,
+        );
+        prepared.facts.extend(runs::facts(&message));
+    }
+    prepared
+}
+
+/// Handles a Kafka event: the timeline and the run records. A record that cannot be
+/// read is skipped; an unreachable search server fails the batch, which comes back
+/// (every write is idempotent).
+pub async fn handle(deps: &Deps, event: &Value) -> Result<BatchSummary, IngestError> {
+    deps.template
+        .get_or_try_init(|| async {
+            let template = store::index_template(&deps.index_prefix);
+            deps.search
+                .put_index_template(&format!("{}-aliecs", deps.index_prefix), &template)
+                .await
+        })
+        .await?;
+    let Prepared {
+        bulk,
+        facts,
+        mut summary,
+    } = prepare(deps, event);
+    let stats = bulk.finish().await?;
+    summary.timeline_created = stats.created;
+    summary.timeline_existed = stats.existed;
+    summary.timeline_rejected = stats.rejected;
+    if stats.rejected > 0 {
+        tracing::error!(rejected = stats.rejected, reasons = ?stats.reasons, "timeline documents refused by the index");
+    }
+    let runs_index = deps.runs_index();
+    let applied = RunStore {
+        search: &deps.search,
+        index: &runs_index,
+        eor: deps.eor.as_ref(),
+    }
+    .apply(facts)
+    .await?;
+    summary.runs_updated = applied.updated;
+    summary.runs_unchanged = applied.unchanged;
+    summary.eor_builds_queued = applied.eor_builds_queued;
+    tracing::info!(summary = %serde_json::to_string(&summary).unwrap_or_default(), "batch handled");
+    Metrics::new("Spigot")
+        .dimension("Function", "aliecs_ingest")
+        .count("RecordsIndexed", summary.timeline_created)
+        .count("RecordsRepeated", summary.timeline_existed)
+        .count(
+            "RecordsUndecodable",
+            summary.undecodable + summary.unknown_topic,
+        )
+        .count("RunsUpdated", summary.runs_updated)
+        .count("EorBuildsQueued", summary.eor_builds_queued)
+        .emit();
+    Ok(summary)
+}
