@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use aliecs_ingest::store::EorBuilds;
+use aliecs_ingest::wire::{cat, env_info, int, len, notification, run_event, ENV, T0};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use spigot_common::jenkins::builds::JobPath;
@@ -16,59 +17,17 @@ use spigot_local::search_server::SearchServer;
 use spigot_tests::{Options, Spigot};
 
 const PREFIX: &str = "aliecs-test";
-const ENV: &str = "2oDvieFrVTi";
 const RUN: u64 = 559_123;
-const T0: u64 = 1_763_805_600_000;
 
-// Protobuf bytes by hand, from reference/aliecs-kafka.md's field layout.
-fn varint(mut v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
+const DETECTORS: &[&str] = &["ITS", "TPC"];
+
+fn notification_of(state: &str, entered: u64, at: u64) -> Vec<u8> {
+    notification(&env_info(Some(RUN), state, DETECTORS, entered), at)
 }
-fn int(field: u64, v: u64) -> Vec<u8> {
-    [varint(field << 3), varint(v)].concat()
-}
-fn len(field: u64, bytes: &[u8]) -> Vec<u8> {
-    [
-        varint((field << 3) | 2),
-        varint(bytes.len() as u64),
-        bytes.to_vec(),
-    ]
-    .concat()
-}
-fn env_info(state: &str, entered: u64) -> Vec<u8> {
-    [
-        len(1, ENV.as_bytes()),
-        int(2, RUN),
-        len(3, b"PHYSICS"),
-        len(4, state.as_bytes()),
-        len(5, b"ITS"),
-        len(5, b"TPC"),
-        int(6, entered),
-    ]
-    .concat()
-}
-fn notification(state: &str, entered: u64, at: u64) -> Vec<u8> {
-    [len(1, &env_info(state, entered)), int(2, at)].concat()
-}
-fn run_event(at: u64, transition: &str, status: u64) -> Vec<u8> {
-    let payload = [
-        len(1, ENV.as_bytes()),
-        int(2, RUN),
-        len(5, transition.as_bytes()),
-        int(6, status),
-        len(8, &len(3, b"anna")),
-    ]
-    .concat();
-    [int(1, at), int(2, at * 1_000_000), len(16, &payload)].concat()
+
+fn run_event_of(at: u64, transition: &str, state: &str) -> Vec<u8> {
+    // transitionStatus 1: STARTED.
+    run_event(at, RUN, transition, 1, state, "anna")
 }
 
 /// One Kafka event holding `records` (topic, value), each on its own partition key.
@@ -126,22 +85,34 @@ async fn a_run_from_both_generations_out_of_order_and_twice_gives_one_record_and
     let records = [
         (
             "aliecs.env_leave_state.RUNNING",
-            notification("RUNNING", entered, T0 + 61_000),
+            notification_of("RUNNING", entered, T0 + 61_000),
         ),
-        ("aliecs.run", run_event(T0 + 60_000, "STOP_ACTIVITY", 1)),
+        (
+            "aliecs.run",
+            run_event_of(T0 + 60_000, "STOP_ACTIVITY", "RUNNING"),
+        ),
         ("aliecs.env_list.RUNNING", int(2, T0 + 61_500)),
         (
             "aliecs.env_state.RUNNING",
-            notification("RUNNING", entered, entered),
+            notification_of("RUNNING", entered, entered),
         ),
-        ("aliecs.run", run_event(T0, "START_ACTIVITY", 1)),
+        (
+            "aliecs.run",
+            run_event_of(T0, "START_ACTIVITY", "CONFIGURED"),
+        ),
         (
             "aliecs.env_list.RUNNING",
-            [len(1, &env_info("RUNNING", entered)), int(2, entered)].concat(),
+            cat(&[
+                len(1, &env_info(Some(RUN), "RUNNING", DETECTORS, entered)),
+                int(2, entered),
+            ]),
         ),
         (
             "aliecs.env_state.CONFIGURED",
-            notification("CONFIGURED", T0 + 62_000, T0 + 62_000),
+            notification(
+                &env_info(None, "CONFIGURED", DETECTORS, T0 + 62_000),
+                T0 + 62_000,
+            ),
         ),
         // Not protobuf, and a topic nobody asked for.
         ("aliecs.run", b"\xff\xff\xff not protobuf".to_vec()),

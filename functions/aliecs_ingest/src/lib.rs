@@ -10,6 +10,7 @@ pub mod proto;
 pub mod runs;
 pub mod store;
 pub mod timeline;
+pub mod wire;
 
 use serde_json::Value;
 use spigot_common::config::{optional, required, ConfigError};

@@ -244,7 +244,8 @@ pub fn rfc3339_ms(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{decode, wire::*};
+    use crate::decode::decode;
+    use crate::wire::*;
 
     fn facts_of(topic: &str, bytes: &[u8]) -> Vec<RunFacts> {
         facts(&decode(topic, bytes).unwrap())

@@ -65,14 +65,8 @@ pub(crate) async fn finish(run: &mut Run<'_>, build: &BuildRef) -> Result<Tailed
         )),
         ..RunUpdate::default()
     };
-    if let Err(error) = run
-        .deps
-        .port
-        .update_run(&run.checkpoint.run_id, &update)
-        .await
-    {
-        tracing::warn!(run_id = %run.checkpoint.run_id, %error, "cannot link the run to its archive");
-    }
+    run.update_run(&update, "cannot link the run to its archive")
+        .await;
     let mut message = notes;
     message.push(format!(
         "Finished: {result} (build #{} took {duration})",

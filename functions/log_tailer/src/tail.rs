@@ -275,14 +275,8 @@ impl Run<'_> {
                             status_label: Some(format!("Queued: {why}")),
                             ..RunUpdate::default()
                         };
-                        if let Err(error) = self
-                            .deps
-                            .port
-                            .update_run(&self.checkpoint.run_id, &update)
-                            .await
-                        {
-                            tracing::warn!(run_id = %self.checkpoint.run_id, %error, "cannot update the run's label");
-                        }
+                        self.update_run(&update, "cannot update the run's label")
+                            .await;
                         said_waiting = true;
                     }
                 }
@@ -338,15 +332,22 @@ impl Run<'_> {
             external_run_id: Some(build.number.to_string()),
             ..RunUpdate::default()
         };
+        self.update_run(&update, "cannot link the run to its build")
+            .await;
+        Ok(())
+    }
+
+    /// Updates the run's label or links; these only inform, so a refusal is logged and
+    /// the tail goes on.
+    pub(crate) async fn update_run(&self, update: &RunUpdate, failure: &str) {
         if let Err(error) = self
             .deps
             .port
-            .update_run(&self.checkpoint.run_id, &update)
+            .update_run(&self.checkpoint.run_id, update)
             .await
         {
-            tracing::warn!(run_id = %self.checkpoint.run_id, %error, "cannot link the run to its build");
+            tracing::warn!(run_id = %self.checkpoint.run_id, %error, "{failure}");
         }
-        Ok(())
     }
 
     fn queued_for(&self) -> Duration {

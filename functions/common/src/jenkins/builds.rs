@@ -296,18 +296,7 @@ impl JenkinsServer {
         what: &str,
     ) -> Result<T, JenkinsError> {
         let response = self.send(self.request(reqwest::Method::GET, url)).await?;
-        let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| JenkinsError::Transport(crate::http::describe_error(&e)))?;
-        if !(200..300).contains(&status) {
-            return Err(JenkinsError::Status {
-                status,
-                what: what.to_owned(),
-                body: truncate(String::from_utf8_lossy(&body).trim(), 300),
-            });
-        }
+        let body = success_body(response, what).await?;
         serde_json::from_slice(&body).map_err(|e| JenkinsError::Unreadable {
             what: what.to_owned(),
             reason: e.to_string(),
@@ -390,7 +379,6 @@ impl JenkinsServer {
             .request(reqwest::Method::GET, &url)
             .header(http::header::ACCEPT_ENCODING, "identity");
         let response = self.send(builder).await?;
-        let status = response.status().as_u16();
         let next = response
             .headers()
             .get("x-text-size")
@@ -401,17 +389,7 @@ impl JenkinsServer {
             .get("x-more-data")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-        let text = response
-            .bytes()
-            .await
-            .map_err(|e| JenkinsError::Transport(crate::http::describe_error(&e)))?;
-        if !(200..300).contains(&status) {
-            return Err(JenkinsError::Status {
-                status,
-                what: "the console log".into(),
-                body: truncate(String::from_utf8_lossy(&text).trim(), 300),
-            });
-        }
+        let text = success_body(response, "the console log").await?;
         let next = next.ok_or_else(|| JenkinsError::Unreadable {
             what: "the console log".into(),
             reason: "no X-Text-Size header".into(),
@@ -452,6 +430,23 @@ impl JenkinsServer {
             })
         }
     }
+}
+
+/// The body of a 2xx answer; another status is an error carrying the body's start.
+async fn success_body(response: reqwest::Response, what: &str) -> Result<Bytes, JenkinsError> {
+    let status = response.status().as_u16();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| JenkinsError::Transport(crate::http::describe_error(&e)))?;
+    if !(200..300).contains(&status) {
+        return Err(JenkinsError::Status {
+            status,
+            what: what.to_owned(),
+            body: truncate(String::from_utf8_lossy(&body).trim(), 300),
+        });
+    }
+    Ok(body)
 }
 
 fn form_body(parameters: &[(String, String)]) -> String {

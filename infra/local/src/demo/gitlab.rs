@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use serde_json::{json, Value};
 use spigot_common::search::{SearchAuth, SearchClient};
 
@@ -132,7 +131,12 @@ pub async fn run(stack: &Stack, big_job_bytes: u64) -> anyhow::Result<Vec<Row>> 
             || async {
                 search.refresh(INDEX).await.ok();
                 let count = documents(&search, job.job_id).await.unwrap_or(0);
-                let archived = archived_size(stack, job).await.ok();
+                let archived = super::archived_size(
+                    stack,
+                    &format!("gitlab/{}/{}.log", job.project_id, job.job_id),
+                )
+                .await
+                .ok();
                 Ok(archived
                     .filter(|_| count >= expected_lines)
                     .map(|size| (count, size)))
@@ -212,18 +216,6 @@ async fn documents(search: &SearchClient, job_id: u64) -> anyhow::Result<u64> {
     Ok(search
         .count(INDEX, &json!({"term": {"ci.job.id": job_id.to_string()}}))
         .await?)
-}
-
-async fn archived_size(stack: &Stack, job: &SandboxJob) -> anyhow::Result<u64> {
-    let bucket = stack.resources().reference("ArchiveBucket")?;
-    let head = spigot_common::aws::s3_client(stack.sdk())
-        .head_object()
-        .bucket(bucket)
-        .key(format!("gitlab/{}/{}.log", job.project_id, job.job_id))
-        .send()
-        .await
-        .context("the archived log")?;
-    Ok(head.content_length.unwrap_or(0) as u64)
 }
 
 fn human_bytes(bytes: u64) -> String {

@@ -178,3 +178,16 @@ pub(crate) async fn queue_depth(stack: &Stack, url: &str) -> anyhow::Result<u64>
     };
     Ok(n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible))
 }
+
+/// Size of an object in the stack's archive bucket.
+pub(crate) async fn archived_size(stack: &Stack, key: &str) -> anyhow::Result<u64> {
+    let bucket = stack.resources().reference("ArchiveBucket")?;
+    let head = spigot_common::aws::s3_client(stack.sdk())
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .with_context(|| format!("the archived log {key}"))?;
+    Ok(head.content_length.unwrap_or(0) as u64)
+}

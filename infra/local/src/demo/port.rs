@@ -95,7 +95,11 @@ pub async fn run(stack: &Stack) -> anyhow::Result<Vec<Row>> {
         .find(|(blueprint, _)| blueprint == "deployment")
         .map(|(_, entity)| entity["identifier"].as_str().unwrap_or("").to_owned())
         .unwrap_or_default();
-    let archived = archived_size(stack, build.number).await?;
+    let archived = super::archived_size(
+        stack,
+        &format!("jenkins/sandbox/{EXAMPLE_JOB}/{}.log", build.number),
+    )
+    .await?;
     let indexed = indexed_lines(stack, build.number).await?;
     let tail_queue = stack.resources().reference("TailQueue")?.to_owned();
     let tail_dlq = stack
@@ -221,18 +225,6 @@ async fn follow_run(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-async fn archived_size(stack: &Stack, build: u64) -> anyhow::Result<u64> {
-    let bucket = stack.resources().reference("ArchiveBucket")?;
-    let head = spigot_common::aws::s3_client(stack.sdk())
-        .head_object()
-        .bucket(bucket)
-        .key(format!("jenkins/sandbox/{EXAMPLE_JOB}/{build}.log"))
-        .send()
-        .await
-        .context("the archived console log")?;
-    Ok(head.content_length.unwrap_or(0) as u64)
 }
 
 /// Documents of the build's log in the search index (the example route indexes it).
