@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use spigot_common::buffer::REASON_ATTRIBUTE;
-use spigot_common::drain::StopReason;
+use spigot_common::drain::{DrainOptions, Drainer, StopReason};
 use spigot_common::state::SpigotState;
 use spigot_tests::{delivery_id, push_payload, JenkinsMode, Options, Spigot, Webhook};
 
@@ -298,4 +298,39 @@ async fn near_the_deadline_the_drain_takes_only_what_can_finish() {
     assert_eq!(tight.stopped, Some(StopReason::QueueEmpty), "{tight:?}");
     assert_eq!(tight.delivered, 5);
     assert_eq!(delivered_numbers(&spigot), (0..5).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_hook_queued_after_off_is_not_replayed_by_a_drain_already_waiting() {
+    let spigot = Spigot::start(Options::default()).await;
+    spigot.set_state(SpigotState::On).await;
+    let drainer = Drainer {
+        stage: &spigot.sender.stage,
+        buffer: &spigot.sender.buffer,
+        target: &spigot.sender.target,
+    };
+    // The drain saw ON and waits on an empty queue; meanwhile the operator turns the
+    // spigot OFF and a hook is queued. The receive returns it, but it was queued while OFF.
+    let options = DrainOptions {
+        receive_wait_secs: 5,
+        ..DrainOptions::default()
+    };
+    let operator = async {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        spigot.set_state(SpigotState::Off).await;
+        queue_hooks(&spigot, 0..1).await;
+    };
+    let (summary, ()) = tokio::join!(drainer.drain(&options, &|_| {}), operator);
+
+    assert_eq!(summary.stopped, Some(StopReason::Off), "{summary:?}");
+    assert_eq!(
+        (summary.delivered, summary.released),
+        (0, 1),
+        "received, then given back"
+    );
+    assert!(
+        spigot.jenkins.deliveries().is_empty(),
+        "nothing reached Jenkins"
+    );
+    assert_eq!(spigot.depth().await.visible, 1, "visible again at once");
 }

@@ -182,6 +182,22 @@ impl Drainer<'_> {
                     break;
                 }
             };
+            // The state may have changed since the last look: an operator who turned the
+            // spigot OFF while we waited for messages must not see them replayed.
+            match self.stage.state().await {
+                Ok(SpigotState::Off) => {
+                    summary.final_state = SpigotState::Off;
+                    self.give_back(&hooks, &mut summary).await;
+                    summary.stop(StopReason::Off, Some("turned OFF during the drain".into()));
+                    break;
+                }
+                Ok(now) => summary.final_state = now,
+                Err(err) => {
+                    self.give_back(&hooks, &mut summary).await;
+                    summary.stop(StopReason::Error, Some(err.to_string()));
+                    break;
+                }
+            }
             if hooks.is_empty() {
                 summary.stop(StopReason::QueueEmpty, None);
                 break;
@@ -193,19 +209,6 @@ impl Drainer<'_> {
                 break;
             }
             progress(&summary);
-            // An operator may turn the spigot OFF while we drain: honour it between batches.
-            match self.stage.state().await {
-                Ok(SpigotState::Off) => {
-                    summary.final_state = SpigotState::Off;
-                    summary.stop(StopReason::Off, Some("turned OFF during the drain".into()));
-                    break;
-                }
-                Ok(now) => summary.final_state = now,
-                Err(err) => {
-                    summary.stop(StopReason::Error, Some(err.to_string()));
-                    break;
-                }
-            }
         }
 
         let depth = self.buffer.depth().await.ok();
@@ -287,17 +290,28 @@ impl Drainer<'_> {
                 }
             }
         }
-        if !release.is_empty() {
-            if let Err(err) = self.buffer.release(&release).await {
-                // They reappear when the visibility timeout ends instead.
-                tracing::warn!(error = %err, "cannot release unprocessed messages");
-            }
-            summary.released += release.len() as u64;
-        }
+        self.release(&release, summary).await;
         match problem {
             Some(problem) => Err(problem),
             None => Ok(()),
         }
+    }
+
+    /// Received messages not replayed: visible again at once.
+    async fn give_back(&self, hooks: &[QueuedHook], summary: &mut DrainSummary) {
+        let hooks: Vec<&QueuedHook> = hooks.iter().collect();
+        self.release(&hooks, summary).await;
+    }
+
+    async fn release(&self, hooks: &[&QueuedHook], summary: &mut DrainSummary) {
+        if hooks.is_empty() {
+            return;
+        }
+        if let Err(err) = self.buffer.release(hooks).await {
+            // They reappear when the visibility timeout ends instead.
+            tracing::warn!(error = %err, "cannot release unprocessed messages");
+        }
+        summary.released += hooks.len() as u64;
     }
 
     async fn replay(&self, hook: &QueuedHook) -> Outcome {
