@@ -155,6 +155,7 @@ async fn the_front_door_is_api_gateway_with_live_stage_variables() {
     assert_eq!(
         info["functions"],
         json!([
+            "aliecs_ingest",
             "gitlab_ingest",
             "log_tailer",
             "port_runner",

@@ -41,6 +41,11 @@ async fn the_demo_adds_up() {
     assert_eq!(row("run status").actual, "SUCCESS");
     assert_eq!(row("Port lines equal the Jenkins lines").actual, "yes");
     assert_eq!(row("lines in Port while the build ran").actual, "yes");
+    assert_eq!(row("timeline documents").actual, "6");
+    assert_eq!(row("run duration (ms)").actual, "2537000");
+    assert_eq!(row("waiting in the queue while OFF").actual, "1");
+    assert_eq!(row("end-of-run builds while OFF").actual, "0");
+    assert_eq!(row("end-of-run builds after ON").actual, "1");
     let mismatches: Vec<_> = rows.iter().filter(|r| !r.ok()).collect();
     assert!(mismatches.is_empty(), "{mismatches:?}");
 }

@@ -81,7 +81,7 @@ impl Deps {
 }
 
 /// What a batch came to; also the invocation's answer.
-#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BatchSummary {
     pub records: u64,
     pub timeline_created: u64,
@@ -167,6 +167,14 @@ pub fn prepare<'a>(deps: &'a Deps, event: &Value) -> Prepared<'a> {
 /// read is skipped; an unreachable search server fails the batch, which comes back
 /// (every write is idempotent).
 pub async fn handle(deps: &Deps, event: &Value) -> Result<BatchSummary, IngestError> {
+    let Prepared {
+        bulk,
+        facts,
+        mut summary,
+    } = prepare(deps, event);
+    if summary.records == 0 {
+        return Ok(summary);
+    }
     deps.template
         .get_or_try_init(|| async {
             let template = store::index_template(&deps.index_prefix);
@@ -175,11 +183,6 @@ pub async fn handle(deps: &Deps, event: &Value) -> Result<BatchSummary, IngestEr
                 .await
         })
         .await?;
-    let Prepared {
-        bulk,
-        facts,
-        mut summary,
-    } = prepare(deps, event);
     let stats = bulk.finish().await?;
     summary.timeline_created = stats.created;
     summary.timeline_existed = stats.existed;

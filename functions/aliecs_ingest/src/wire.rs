@@ -82,3 +82,10 @@ pub fn run_event(
         len(16, &payload),
     ])
 }
+
+/// kafka.ActiveRunsList of the given kafka.EnvInfo messages.
+pub fn active_runs(env_infos: &[Vec<u8>], timestamp: u64) -> Vec<u8> {
+    let mut parts: Vec<Vec<u8>> = env_infos.iter().map(|env| len(1, env)).collect();
+    parts.push(int(2, timestamp));
+    cat(&parts)
+}

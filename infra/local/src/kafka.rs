@@ -15,8 +15,9 @@ use serde_json::{json, Value};
 use crate::functions::Functions;
 use crate::runtime_api::Outcome;
 
-/// What self-managed event sources put in `bootstrapServers` locally.
-const BOOTSTRAP_SERVERS: &str = "127.0.0.1:9092";
+/// What self-managed event sources put in `bootstrapServers` locally (and what the
+/// template's broker parameters are set to: the injector stands in for them).
+pub const BOOTSTRAP_SERVERS: &str = "127.0.0.1:9092";
 
 /// One record to deliver.
 #[derive(Debug, Clone, Default)]

@@ -40,6 +40,8 @@ pub const LOCAL_PORT_CLIENT_SECRET: &str = "sandbox-client-secret";
 /// The reference example action, routed to the sandbox Jenkins' example job.
 pub const EXAMPLE_ACTION: &str = "deploy_microservice_kafka";
 pub const EXAMPLE_JOB: &str = "deploy/microservice";
+/// The Jenkins job aliecs_ingest builds at each end of run.
+pub const EOR_JOB: &str = "aliecs/eor";
 
 /// How the stack is set up.
 #[derive(Debug, Clone)]
@@ -134,6 +136,7 @@ impl Stack {
         )
         .await?;
         jenkins.add_job(example_job());
+        jenkins.add_job(eor_job());
         let routes = options
             .port_routes
             .clone()
@@ -154,6 +157,11 @@ impl Stack {
                 ("PortRoutes", routes),
                 ("SearchUrl", search_proxy.url()),
                 ("CredentialsBucket", credentials_bucket),
+                (
+                    "AliecsKafkaBootstrapServers",
+                    crate::kafka::BOOTSTRAP_SERVERS.to_owned(),
+                ),
+                ("EorJenkinsJob", EOR_JOB.to_owned()),
             ],
         );
         parameters.extend(options.parameters.clone());
@@ -469,6 +477,23 @@ pub fn example_job() -> SandboxJob {
         BuildScript {
             lines: lines.iter().map(|l| (*l).to_owned()).collect(),
             line_interval: std::time::Duration::from_millis(400),
+            result: "SUCCESS".into(),
+        },
+    )
+}
+
+/// The end-of-run job: post-run checks of the run the parameters name.
+pub fn eor_job() -> SandboxJob {
+    SandboxJob::new(
+        EOR_JOB,
+        &["RUN_NUMBER", "RUN_TYPE", "DETECTORS", "ENVIRONMENT_ID"],
+        BuildScript {
+            lines: vec![
+                "Post-run checks of run ${RUN_NUMBER} (${RUN_TYPE}) in environment ${ENVIRONMENT_ID}".into(),
+                "Detectors: ${DETECTORS}".into(),
+                "All checks passed".into(),
+            ],
+            line_interval: std::time::Duration::from_millis(100),
             result: "SUCCESS".into(),
         },
     )

@@ -2,6 +2,7 @@
 //! table of expected and actual counts. Every number is read back from where it lands
 //! (the sandbox upstreams, the queues, the stage), never assumed.
 
+mod aliecs;
 mod gitlab;
 mod port;
 mod spigot;
@@ -86,6 +87,7 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> anyhow::Result<Vec<Row
             .context("the GitLab part")?,
     );
     rows.extend(port::run(stack).await.context("the Port part")?);
+    rows.extend(aliecs::run(stack).await.context("the AliECS part")?);
     Ok(rows)
 }
 
@@ -134,6 +136,36 @@ pub(crate) async fn toggle_spigot(stack: &Stack, args: &[&str]) -> anyhow::Resul
         );
     }
     Ok(stdout)
+}
+
+/// Posts a record to the stack's Kafka injector; what `function` answered for it (an
+/// error if it did not get the record or failed on it).
+pub(crate) async fn inject_kafka(
+    http: &reqwest::Client,
+    stack: &Stack,
+    topic: &str,
+    value: Vec<u8>,
+    function: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let answer: serde_json::Value = http
+        .post(format!("{}/kafka/{topic}", stack.url()))
+        .body(value)
+        .send()
+        .await?
+        .error_for_status()
+        .with_context(|| format!("injecting into {topic}"))?
+        .json()
+        .await?;
+    let delivery = answer["deliveries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["function"] == function)
+        .with_context(|| format!("{function} did not get the {topic} record: {answer}"))?;
+    if delivery["outcome"] != "ok" {
+        bail!("{function} failed on {topic}: {}", delivery["answer"]);
+    }
+    Ok(delivery["answer"].clone())
 }
 
 /// Polls `check` until it gives `Some`, or fails after `timeout` saying what it waited for.

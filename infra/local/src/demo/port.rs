@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use serde_json::{json, Value};
+use serde_json::json;
 use spigot_common::logline::clean_lines;
 use spigot_common::search::{SearchAuth, SearchClient};
 
@@ -37,15 +37,18 @@ pub async fn run(stack: &Stack) -> anyhow::Result<Vec<Row>> {
         .port()
         .click(LOCAL_PORT_ORG, RUN_ID, EXAMPLE_ACTION, inputs);
     let inject = || async {
-        let answer: Value = http
-            .post(&inject_url)
-            .body(message.to_string())
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        port_runner_summary(&answer)
+        let answer = super::inject_kafka(
+            &http,
+            stack,
+            &topic,
+            message.to_string().into_bytes(),
+            "port_runner",
+        )
+        .await?;
+        anyhow::Ok(Summary {
+            started: answer["started"].as_u64().unwrap_or(0),
+            duplicates: answer["duplicates"].as_u64().unwrap_or(0),
+        })
     };
     let first = inject().await?;
     println!("    $ curl -X POST {inject_url} -d @run.json");
@@ -159,23 +162,7 @@ pub async fn run(stack: &Stack) -> anyhow::Result<Vec<Row>> {
     ])
 }
 
-/// port_runner's batch summary in the injector's answer.
-fn port_runner_summary(answer: &Value) -> anyhow::Result<Summary> {
-    let delivery = answer["deliveries"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|d| d["function"] == "port_runner")
-        .with_context(|| format!("port_runner did not get the record: {answer}"))?;
-    if delivery["outcome"] != "ok" {
-        bail!("port_runner failed: {}", delivery["answer"]);
-    }
-    Ok(Summary {
-        started: delivery["answer"]["started"].as_u64().unwrap_or(0),
-        duplicates: delivery["answer"]["duplicates"].as_u64().unwrap_or(0),
-    })
-}
-
+/// port_runner's answer for the record.
 struct Summary {
     started: u64,
     duplicates: u64,
