@@ -284,13 +284,19 @@ def kafka_event(partitions: dict, msk: bool = False) -> dict:
             "timestamp": 1763805600000 + i, "timestampType": "CREATE_TIME",
             "value": base64.b64encode(value).decode(), "headers": [],
         } for i, value in enumerate(values)]
-    if msk:
+    return kafka_envelope(records, "port/1a2b3c4d-5e6f" if msk else None, "kafka.example.com:9096")
+
+
+def kafka_envelope(records: dict, msk_cluster, brokers: str) -> dict:
+    """The event around `records`: MSK's when an MSK cluster (name/uuid) is given, else a
+    self-managed Kafka's on `brokers`."""
+    if msk_cluster:
+        name = msk_cluster.split("/")[0]
         return {"eventSource": "aws:kafka",
-                "eventSourceArn": f"arn:aws:kafka:{REGION}:123456789012:cluster/port/1a2b3c4d-5e6f",
-                "bootstrapServers": "b-1.port.abc123.c2.kafka.us-east-1.amazonaws.com:9096",
+                "eventSourceArn": f"arn:aws:kafka:{REGION}:123456789012:cluster/{msk_cluster}",
+                "bootstrapServers": f"b-1.{name}.abc123.c2.kafka.{REGION}.amazonaws.com:9096",
                 "records": records}
-    return {"eventSource": "SelfManagedKafka",
-            "bootstrapServers": "kafka.example.com:9096", "records": records}
+    return {"eventSource": "SelfManagedKafka", "bootstrapServers": brokers, "records": records}
 
 
 def compact(obj) -> bytes:
@@ -307,6 +313,85 @@ def tail_checkpoint(run_id: str) -> dict:
         "started_at": "2025-11-22T10:00:01Z", "deadline_at": "2099-01-01T00:00:00Z",
         "abort_on_timeout": True, "index_log": False, "entity": None, "handoffs": 0,
     }
+
+
+# AliECS (aliecs_ingest): protobuf messages encoded here by hand from the field layout of
+# reference/aliecs-kafka.md (sections 1 and 4) — an encoder of its own, independent of
+# prost and of the Rust tests' byte builders.
+ALIECS_ENV = "2oDvieFrVTi"
+ALIECS_T0 = 1763805600000  # 2025-11-22T10:00:00Z
+OP_STARTED, OP_DONE_OK = 1, 3
+
+
+def pb_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        if value == 0:
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
+def pb_int(field: int, value: int) -> bytes:
+    return pb_varint(field << 3) + pb_varint(value)
+
+
+def pb_len(field: int, data) -> bytes:
+    data = data.encode() if isinstance(data, str) else data
+    return pb_varint(field << 3 | 2) + pb_varint(len(data)) + data
+
+
+def env_info(run, state: str, detectors: list, entered: int) -> bytes:
+    """kafka.EnvInfo."""
+    out = pb_len(1, ALIECS_ENV)
+    if run is not None:
+        out += pb_int(2, run) + pb_len(3, "PHYSICS")
+    out += pb_len(4, state) + b"".join(pb_len(5, d) for d in detectors)
+    return out + pb_int(6, entered)
+
+
+def state_notification(env: bytes, timestamp: int) -> bytes:
+    """kafka.NewStateNotification."""
+    return pb_len(1, env) + pb_int(2, timestamp)
+
+
+def active_runs_list(envs: list, timestamp: int) -> bytes:
+    """kafka.ActiveRunsList."""
+    return b"".join(pb_len(1, env) for env in envs) + pb_int(2, timestamp)
+
+
+def aliecs_event(ms: int, field: int, payload: bytes) -> bytes:
+    """events.Event with its oneof payload in `field`."""
+    return pb_int(1, ms) + pb_int(2, ms * 1_000_000) + pb_len(field, payload)
+
+
+def run_event(ms: int, run: int, transition: str, status: int, state: str, user: str) -> bytes:
+    """events.Event carrying an Ev_RunEvent (field 16)."""
+    payload = (pb_len(1, ALIECS_ENV) + pb_int(2, run) + pb_len(3, state) + pb_len(5, transition)
+               + pb_int(6, status) + pb_len(8, pb_len(3, user)))
+    return aliecs_event(ms, 16, payload)
+
+
+def environment_event(ms: int, run: int, state: str, transition: str, status: int) -> bytes:
+    """events.Event carrying an Ev_EnvironmentEvent (field 11)."""
+    payload = (pb_len(1, ALIECS_ENV) + pb_len(2, state) + pb_int(3, run) + pb_len(6, transition)
+               + pb_int(8, status))
+    return aliecs_event(ms, 11, payload)
+
+
+def aliecs_kafka_event(records: list, msk: bool = False) -> dict:
+    """A Kafka event of [(topic, value bytes)], each topic on its own partition 0."""
+    grouped = {}
+    for topic, value in records:
+        entries = grouped.setdefault(f"{topic}-0", [])
+        entries.append({
+            "topic": topic, "partition": 0, "offset": 4200 + len(entries),
+            "timestamp": ALIECS_T0, "timestampType": "CREATE_TIME",
+            "value": base64.b64encode(value).decode(), "headers": [],
+        })
+    return kafka_envelope(grouped, "aliecs/9f8e7d6c-5b4a" if msk else None,
+                          "alio2-cr1-kafka01.cern.ch:9092")
 
 
 def write(rel: str, obj: dict) -> None:
@@ -395,6 +480,29 @@ def main() -> None:
     lt = "log_tailer/"
     write(lt + "checkpoint.json", sqs_event([tail_checkpoint("r_fixtureLegacy01")]))
     write(lt + "bad-checkpoint.json", sqs_event([{"version": 1, "run_id": "r_fixtureBad01"}]))
+
+    al = "aliecs_ingest/"
+    detectors = ["ITS", "TPC"]
+    running = env_info(559124, "RUNNING", detectors, ALIECS_T0 + 2_000)
+    write(al + "legacy-run.json", aliecs_kafka_event([
+        ("aliecs.env_state.RUNNING", state_notification(running, ALIECS_T0 + 2_000)),
+        ("aliecs.env_list.RUNNING", active_runs_list([running], ALIECS_T0 + 2_500)),
+        ("aliecs.env_leave_state.RUNNING", state_notification(running, ALIECS_T0 + 62_000)),
+        ("aliecs.env_state.CONFIGURED", state_notification(
+            env_info(None, "CONFIGURED", detectors, ALIECS_T0 + 62_100), ALIECS_T0 + 62_100)),
+    ]))
+    t1 = ALIECS_T0 + 3_600_000
+    write(al + "run-events.json", aliecs_kafka_event([
+        ("aliecs.run", run_event(t1, 559125, "START_ACTIVITY", OP_STARTED, "CONFIGURED", "anna")),
+        ("aliecs.environment", environment_event(t1 + 900, 559125, "RUNNING", "START_ACTIVITY",
+                                                 OP_DONE_OK)),
+        ("aliecs.run", run_event(t1 + 45_000, 559125, "GO_ERROR", OP_STARTED, "RUNNING", "anna")),
+    ], msk=True))
+    write(al + "bad-records.json", aliecs_kafka_event([
+        ("aliecs.run", b"\xff\xff\xff not protobuf"),
+        ("aliecs.unheard_of", pb_int(2, ALIECS_T0)),
+        ("aliecs.env_list.RUNNING", active_runs_list([], ALIECS_T0)),
+    ]))
 
 
 if __name__ == "__main__":

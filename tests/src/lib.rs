@@ -2,6 +2,7 @@
 //! sandbox Jenkins, and the real handlers of process_webhooks and send_from_queue wired
 //! to them the way main.rs wires them in Lambda.
 
+pub mod aliecs;
 pub mod gitlab;
 pub mod port;
 

@@ -3,18 +3,9 @@
 //! message and one run record; bad records are counted and skipped; the end-of-run
 //! build request goes once into the spigot queue and the drain takes it to Jenkins.
 
-use std::time::Duration;
-
-use aliecs_ingest::store::EorBuilds;
 use aliecs_ingest::wire::{cat, env_info, int, len, notification, run_event, ENV, T0};
-use bytes::Bytes;
-use serde_json::{json, Value};
-use spigot_common::jenkins::builds::JobPath;
-use spigot_common::search::{SearchAuth, SearchClient};
-use spigot_local::jenkins::builds::{BuildScript, SandboxJob};
-use spigot_local::kafka::{kafka_event, Record};
-use spigot_local::search_server::SearchServer;
-use spigot_tests::{Options, Spigot};
+use serde_json::json;
+use spigot_tests::aliecs::{kafka_batch, AliecsWorld};
 
 const PREFIX: &str = "aliecs-test";
 const RUN: u64 = 559_123;
@@ -30,56 +21,9 @@ fn run_event_of(at: u64, transition: &str, state: &str) -> Vec<u8> {
     run_event(at, RUN, transition, 1, state, "anna")
 }
 
-/// One Kafka event holding `records` (topic, value), each on its own partition key.
-fn event(records: &[(&str, Vec<u8>)]) -> Value {
-    let mut event = kafka_event(&Record::default(), 0);
-    let mut all = serde_json::Map::new();
-    for (offset, (topic, value)) in records.iter().enumerate() {
-        let record = Record {
-            topic: (*topic).to_owned(),
-            partition: 0,
-            key: None,
-            value: Bytes::from(value.clone()),
-            headers: Vec::new(),
-        };
-        let one = kafka_event(&record, offset as i64);
-        let key = format!("{topic}-0");
-        let entry = one["records"][&key][0].clone();
-        all.entry(key)
-            .or_insert_with(|| json!([]))
-            .as_array_mut()
-            .unwrap()
-            .push(entry);
-    }
-    event["records"] = Value::Object(all);
-    event
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_from_both_generations_out_of_order_and_twice_gives_one_record_and_one_build() {
-    let spigot = Spigot::start(Options::default()).await;
-    spigot.jenkins.add_job(SandboxJob::new(
-        "aliecs/eor",
-        &["RUN_NUMBER", "RUN_TYPE", "DETECTORS", "ENVIRONMENT_ID"],
-        BuildScript {
-            lines: vec!["post-run checks".into()],
-            line_interval: Duration::from_millis(10),
-            result: "SUCCESS".into(),
-        },
-    ));
-    let server = SearchServer::start(0)
-        .await
-        .expect("the search server starts");
-    let search = SearchClient::new(server.url(), SearchAuth::None).unwrap();
-    let deps = aliecs_ingest::Deps {
-        search: search.clone(),
-        index_prefix: PREFIX.into(),
-        eor: Some(EorBuilds {
-            buffer: spigot.buffer().clone(),
-            job: JobPath::parse("aliecs/eor"),
-        }),
-        template: Default::default(),
-    };
+    let world = AliecsWorld::start(PREFIX).await;
     let entered = T0 + 2_000;
     // The end comes first: legacy topics have no key and land on random partitions.
     let records = [
@@ -118,10 +62,8 @@ async fn a_run_from_both_generations_out_of_order_and_twice_gives_one_record_and
         ("aliecs.run", b"\xff\xff\xff not protobuf".to_vec()),
         ("aliecs.unheard_of", int(2, T0)),
     ];
-    let batch = event(&records);
-    let first = aliecs_ingest::handle(&deps, &batch)
-        .await
-        .expect("the batch");
+    let batch = kafka_batch(&records);
+    let first = world.handle(&batch).await;
     assert_eq!(
         (
             first.records,
@@ -139,9 +81,7 @@ async fn a_run_from_both_generations_out_of_order_and_twice_gives_one_record_and
     );
 
     // Delivered again: nothing new, no second build.
-    let again = aliecs_ingest::handle(&deps, &batch)
-        .await
-        .expect("the batch again");
+    let again = world.handle(&batch).await;
     assert_eq!(
         (
             again.timeline_created,
@@ -153,15 +93,9 @@ async fn a_run_from_both_generations_out_of_order_and_twice_gives_one_record_and
         "{again:?}"
     );
 
-    search.refresh(&format!("{PREFIX}-*")).await.unwrap();
-    assert_eq!(
-        search
-            .count(&format!("{PREFIX}-timeline-*"), &json!({"match_all": {}}))
-            .await
-            .unwrap(),
-        7
-    );
-    let sor = search
+    assert_eq!(world.timeline_count(&json!({"match_all": {}})).await, 7);
+    let sor = world
+        .search
         .search(
             &format!("{PREFIX}-timeline-*"),
             &json!({"query": {"bool": {"filter": [
@@ -177,15 +111,7 @@ async fn a_run_from_both_generations_out_of_order_and_twice_gives_one_record_and
     assert_eq!(doc["aliecs"]["detectors"], json!(["ITS", "TPC"]));
     assert_eq!(doc["@timestamp"], "2025-11-22T10:00:02.000Z");
 
-    let record = search
-        .json(
-            http::Method::GET,
-            &format!("/{PREFIX}-runs/_doc/{RUN}"),
-            None,
-        )
-        .await
-        .unwrap();
-    let run = &record["_source"];
+    let run = &world.run_record(RUN).await;
     assert_eq!(run["environment_id"], ENV, "{run}");
     assert_eq!(run["run_type"], "PHYSICS");
     assert_eq!(run["detectors"], json!(["ITS", "TPC"]));
@@ -199,23 +125,38 @@ async fn a_run_from_both_generations_out_of_order_and_twice_gives_one_record_and
 
     // The build request waits in the spigot queue; the drain takes it to Jenkins.
     assert_eq!(
-        spigot.depth().await.visible,
+        world.spigot.depth().await.visible,
         1,
         "one end-of-run build request"
     );
-    let drained = spigot.drain().await;
+    let drained = world.spigot.drain().await;
     assert_eq!(drained.delivered, 1, "{drained:?}");
-    let builds = spigot.jenkins.builds_of("aliecs/eor");
-    assert_eq!(builds.len(), 1);
-    let mut parameters = builds[0].parameters.clone();
-    parameters.sort();
     assert_eq!(
-        parameters,
-        [
+        world.eor_builds(),
+        [[
             ("DETECTORS".to_owned(), "ITS,TPC".to_owned()),
             ("ENVIRONMENT_ID".to_owned(), ENV.to_owned()),
             ("RUN_NUMBER".to_owned(), RUN.to_string()),
             ("RUN_TYPE".to_owned(), "PHYSICS".to_owned()),
-        ]
+        ]]
     );
+}
+
+#[tokio::test]
+async fn an_empty_batch_is_answered_without_calls() {
+    // Nothing listens on port 9: a call out would fail the batch.
+    let deps = aliecs_ingest::Deps {
+        search: spigot_common::search::SearchClient::new(
+            "http://127.0.0.1:9",
+            spigot_common::search::SearchAuth::None,
+        )
+        .unwrap(),
+        index_prefix: PREFIX.into(),
+        eor: None,
+        template: Default::default(),
+    };
+    let summary = aliecs_ingest::handle(&deps, &json!({"eventSource": "aws:kafka", "records": {}}))
+        .await
+        .expect("nothing to do is no error");
+    assert_eq!(summary, aliecs_ingest::BatchSummary::default());
 }

@@ -10,6 +10,7 @@ use spigot_common::secrets::Secret;
 use spigot_local::gitlab::{SandboxJob, TraceShape};
 use spigot_local::stack::EXAMPLE_ACTION;
 use spigot_local::stack::EXAMPLE_JOB;
+use spigot_tests::aliecs::AliecsWorld;
 use spigot_tests::gitlab::GitlabWorld;
 use spigot_tests::port::PortWorld;
 use spigot_tests::{fixture, Options, Response, Spigot};
@@ -224,4 +225,86 @@ async fn port_fixtures_start_their_runs_and_the_checkpoint_ends_one() {
     let response = log_tailer::handle_batch(&world.tailer, bad, Instant::now()).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(response.batch_item_failures[0].item_identifier, id);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aliecs_fixtures_become_timelines_run_records_and_end_of_run_builds() {
+    let world = AliecsWorld::start("aliecs-fixtures").await;
+    let legacy = world
+        .handle(&fixture("aliecs_ingest/legacy-run.json"))
+        .await;
+    assert_eq!(
+        (
+            legacy.records,
+            legacy.timeline_created,
+            legacy.runs_updated,
+            legacy.eor_builds_queued
+        ),
+        (4, 4, 1, 1),
+        "{legacy:?}"
+    );
+    let events = world
+        .handle(&fixture("aliecs_ingest/run-events.json"))
+        .await;
+    assert_eq!(
+        (
+            events.records,
+            events.timeline_created,
+            events.runs_updated,
+            events.eor_builds_queued
+        ),
+        (3, 3, 1, 1),
+        "{events:?}"
+    );
+    let bad = world
+        .handle(&fixture("aliecs_ingest/bad-records.json"))
+        .await;
+    assert_eq!(
+        (
+            bad.records,
+            bad.undecodable,
+            bad.unknown_topic,
+            bad.timeline_created,
+            bad.runs_updated
+        ),
+        (3, 1, 1, 1, 0),
+        "{bad:?}"
+    );
+
+    let legacy_run = world.run_record(559_124).await;
+    assert_eq!(legacy_run["duration_ms"], 60_000, "{legacy_run}");
+    assert_eq!(
+        legacy_run["ended"], "unknown",
+        "the legacy topics cannot tell"
+    );
+    assert_eq!(legacy_run["detectors"], serde_json::json!(["ITS", "TPC"]));
+    let events_run = world.run_record(559_125).await;
+    assert_eq!(events_run["duration_ms"], 45_000, "{events_run}");
+    assert_eq!(events_run["ended"], "error");
+    assert_eq!(events_run["start"]["user"], "anna");
+
+    // Delivered again: nothing new.
+    let again = world
+        .handle(&fixture("aliecs_ingest/legacy-run.json"))
+        .await;
+    assert_eq!(
+        (
+            again.timeline_created,
+            again.timeline_existed,
+            again.eor_builds_queued
+        ),
+        (0, 4, 0),
+        "{again:?}"
+    );
+    assert_eq!(world.spigot.drain().await.delivered, 2);
+    let runs: Vec<String> = world
+        .eor_builds()
+        .iter()
+        .filter_map(|p| {
+            p.iter()
+                .find(|(k, _)| k == "RUN_NUMBER")
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    assert_eq!(runs, ["559124", "559125"]);
 }

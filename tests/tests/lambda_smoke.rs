@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use spigot_local::gitlab::{SandboxJob, TraceShape};
 use spigot_local::runtime_api::{Outcome, RuntimeApi};
 use spigot_local::stack::{EXAMPLE_ACTION, EXAMPLE_JOB};
+use spigot_tests::aliecs::AliecsWorld;
 use spigot_tests::gitlab::GitlabWorld;
 use spigot_tests::port::{self, PortWorld};
 use spigot_tests::{fixture, Options, Spigot};
@@ -277,4 +278,45 @@ async fn port_runner_and_log_tailer_binaries_run_the_fixtures_to_the_end() {
         assert_eq!(run.status, "SUCCESS", "{run_id}: {run:?}");
         assert!(run.log_text().contains(&format!("(Port run {run_id})")));
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aliecs_ingest_binary_answers_every_fixture() {
+    let world = AliecsWorld::start("aliecs-smoke").await;
+    let mut env = world.spigot.function_env(EVENTS_SECRET);
+    env.extend([
+        ("SEARCH_URL", world.search_url().to_owned()),
+        ("SEARCH_INDEX_PREFIX", world.prefix.clone()),
+        ("EOR_JENKINS_JOB", spigot_local::stack::EOR_JOB.to_owned()),
+    ]);
+    let answers = invoke_with_env(
+        env,
+        "aliecs_ingest",
+        &[
+            "aliecs_ingest/legacy-run.json",
+            "aliecs_ingest/run-events.json",
+            "aliecs_ingest/bad-records.json",
+        ],
+    )
+    .await;
+    let counts: Vec<[u64; 5]> = answers
+        .iter()
+        .map(|a| {
+            let n = |k: &str| a[k].as_u64().unwrap_or_else(|| panic!("{k} in {a}"));
+            [
+                n("records"),
+                n("timeline_created"),
+                n("runs_updated"),
+                n("eor_builds_queued"),
+                n("undecodable") + n("unknown_topic"),
+            ]
+        })
+        .collect();
+    assert_eq!(counts, [[4, 4, 1, 1, 0], [3, 3, 1, 1, 0], [3, 1, 0, 0, 2]]);
+    assert_eq!(world.run_record(559_124).await["duration_ms"], 60_000);
+    assert_eq!(
+        world.spigot.depth().await.visible,
+        2,
+        "two end-of-run builds queued"
+    );
 }

@@ -1,0 +1,127 @@
+//! aliecs_ingest on real protocol, handler in-process: the spigot on moto (its FIFO queue
+//! takes the end-of-run builds, the sandbox Jenkins has the end-of-run job) and the
+//! search server. Tests hand Kafka events to the handler themselves.
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use spigot_common::jenkins::builds::JobPath;
+use spigot_common::search::{SearchAuth, SearchClient};
+use spigot_local::kafka::{kafka_event, Record};
+use spigot_local::search_server::SearchServer;
+use spigot_local::stack::{eor_job, EOR_JOB};
+
+use crate::{Options, Spigot};
+
+pub struct AliecsWorld {
+    pub spigot: Spigot,
+    pub search: SearchClient,
+    pub deps: aliecs_ingest::Deps,
+    pub prefix: String,
+    server: SearchServer,
+}
+
+impl AliecsWorld {
+    /// Indices `{prefix}-timeline-*` and `{prefix}-runs`; end-of-run builds of
+    /// [`EOR_JOB`] into the spigot queue.
+    pub async fn start(prefix: &str) -> AliecsWorld {
+        let spigot = Spigot::start(Options::default()).await;
+        spigot.jenkins.add_job(eor_job());
+        let server = SearchServer::start(0)
+            .await
+            .expect("the search server starts");
+        let search = SearchClient::new(server.url(), SearchAuth::None).unwrap();
+        let deps = aliecs_ingest::Deps {
+            search: search.clone(),
+            index_prefix: prefix.into(),
+            eor: Some(aliecs_ingest::store::EorBuilds {
+                buffer: spigot.buffer().clone(),
+                job: JobPath::parse(EOR_JOB),
+            }),
+            template: Default::default(),
+        };
+        AliecsWorld {
+            spigot,
+            search,
+            deps,
+            prefix: prefix.into(),
+            server,
+        }
+    }
+
+    /// Where the search server listens (the world's [`SearchClient`] talks to it).
+    pub fn search_url(&self) -> &str {
+        self.server.url()
+    }
+
+    pub async fn handle(&self, event: &Value) -> aliecs_ingest::BatchSummary {
+        aliecs_ingest::handle(&self.deps, event)
+            .await
+            .expect("the batch")
+    }
+
+    /// The run record's `_source`.
+    pub async fn run_record(&self, run: u64) -> Value {
+        let record = self
+            .search
+            .json(
+                http::Method::GET,
+                &format!("/{}-runs/_doc/{run}", self.prefix),
+                None,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("the record of run {run}: {e}"));
+        record["_source"].clone()
+    }
+
+    /// Documents in the timeline indices matching `query`.
+    pub async fn timeline_count(&self, query: &Value) -> u64 {
+        self.search
+            .refresh(&format!("{}-*", self.prefix))
+            .await
+            .unwrap();
+        self.search
+            .count(&format!("{}-timeline-*", self.prefix), query)
+            .await
+            .unwrap()
+    }
+
+    /// Builds of the end-of-run job in the sandbox Jenkins, their parameters sorted.
+    pub fn eor_builds(&self) -> Vec<Vec<(String, String)>> {
+        self.spigot
+            .jenkins
+            .builds_of(EOR_JOB)
+            .into_iter()
+            .map(|b| {
+                let mut parameters = b.parameters;
+                parameters.sort();
+                parameters
+            })
+            .collect()
+    }
+}
+
+/// One Kafka event holding `records` (topic, value), each topic on partition 0 with
+/// increasing offsets.
+pub fn kafka_batch(records: &[(&str, Vec<u8>)]) -> Value {
+    let mut event = kafka_event(&Record::default(), 0);
+    let mut all = serde_json::Map::new();
+    for (offset, (topic, value)) in records.iter().enumerate() {
+        let record = Record {
+            topic: (*topic).to_owned(),
+            partition: 0,
+            key: None,
+            value: Bytes::from(value.clone()),
+            headers: Vec::new(),
+        };
+        let one = kafka_event(&record, offset as i64);
+        let key = format!("{topic}-0");
+        let entry = one["records"][&key][0].clone();
+        all.entry(key)
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+            .expect("an array")
+            .push(entry);
+    }
+    event["records"] = Value::Object(all);
+    event
+}
