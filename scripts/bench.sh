@@ -9,7 +9,9 @@
 #   5. gitlab_ingest: parser throughput, peak RSS of whole ingests, bulk sizes
 #      (tests/benches/gitlab.rs);
 #   6. port_runner + log_tailer: line-to-Port latency and Port calls per minute per run
-#      (tests/benches/port.rs).
+#      (tests/benches/port.rs);
+#   7. aliecs_ingest: records per second from Kafka event JSON to bulk documents
+#      (tests/benches/aliecs.rs).
 #
 # A missed target or a benchmark that could not measure is a row (MISSED / FAILED) and
 # the exit status stays 0; only the harness itself failing (a build error, a benchmark
@@ -23,7 +25,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export SPIGOT_VENV="${SPIGOT_VENV:-$root/.venv}"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
-functions=(process_webhooks send_from_queue gitlab_ingest port_runner log_tailer)
+functions=(process_webhooks send_from_queue gitlab_ingest port_runner log_tailer aliecs_ingest)
 lambda_packages=()
 for function in "${functions[@]}"; do lambda_packages+=(-p "$function"); done
 zip_limit_bytes=$((4 * 1024 * 1024))
@@ -36,7 +38,8 @@ zip_rows="$work/zip.rows"
 init_rows="$work/init.rows"
 gitlab_rows="$work/gitlab.rows"
 port_rows="$work/port.rows"
-touch "$latency_rows" "$zip_rows" "$init_rows" "$gitlab_rows" "$port_rows"
+aliecs_rows="$work/aliecs.rows"
+touch "$latency_rows" "$zip_rows" "$init_rows" "$gitlab_rows" "$port_rows" "$aliecs_rows"
 harness_failed=0
 
 row() { # benchmark value target verdict >> file
@@ -101,13 +104,14 @@ run_bench init_time "$init_rows"
 run_bench spigot "$latency_rows"
 run_bench gitlab "$gitlab_rows"
 run_bench port "$port_rows"
+run_bench aliecs "$aliecs_rows"
 
 # One table, columns padded for the terminal (still valid markdown).
 echo
 {
   echo "| benchmark | value | target | verdict |"
   echo "| --- | --- | --- | --- |"
-  cat "$latency_rows" "$zip_rows" "$init_rows" "$gitlab_rows" "$port_rows"
+  cat "$latency_rows" "$zip_rows" "$init_rows" "$gitlab_rows" "$port_rows" "$aliecs_rows"
 } | awk '
   { gsub(/^[|] | [|]$/, ""); n = split($0, cell, / [|] /)
     for (i = 1; i <= n; i++) { rows[NR, i] = cell[i]; if (length(cell[i]) > w[i]) w[i] = length(cell[i]) } }

@@ -206,6 +206,23 @@ fn subjects(spigot: &Spigot) -> Vec<Subject> {
             },
         },
         Subject {
+            binary: "aliecs_ingest",
+            env: with(
+                &function_env,
+                &[
+                    ("SEARCH_URL", "http://127.0.0.1:9"),
+                    ("EOR_JENKINS_JOB", "aliecs/eor"),
+                ],
+            ),
+            // A batch without records: nothing to index.
+            event: json!({"eventSource": "SelfManagedKafka", "records": {}}),
+            expected: |outcome| {
+                matches!(outcome, Outcome::Response(body)
+                    if serde_json::from_slice::<Value>(body)
+                        .is_ok_and(|summary| summary["records"] == 0))
+            },
+        },
+        Subject {
             binary: "log_tailer",
             env: with(&function_env, &port_env()),
             event: json!({"Records": []}),

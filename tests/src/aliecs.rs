@@ -53,8 +53,10 @@ impl AliecsWorld {
         self.server.url()
     }
 
+    /// Hands `event` (JSON, as Lambda delivers it) to the handler.
     pub async fn handle(&self, event: &Value) -> aliecs_ingest::BatchSummary {
-        aliecs_ingest::handle(&self.deps, event)
+        let event = serde_json::from_value(event.clone()).expect("a Kafka event");
+        aliecs_ingest::handle(&self.deps, &event)
             .await
             .expect("the batch")
     }

@@ -155,7 +155,8 @@ async fn an_empty_batch_is_answered_without_calls() {
         eor: None,
         template: Default::default(),
     };
-    let summary = aliecs_ingest::handle(&deps, &json!({"eventSource": "aws:kafka", "records": {}}))
+    let event = serde_json::from_value(json!({"eventSource": "aws:kafka", "records": {}})).unwrap();
+    let summary = aliecs_ingest::handle(&deps, &event)
         .await
         .expect("nothing to do is no error");
     assert_eq!(summary, aliecs_ingest::BatchSummary::default());

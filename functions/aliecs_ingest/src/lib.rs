@@ -12,9 +12,9 @@ pub mod store;
 pub mod timeline;
 pub mod wire;
 
-use serde_json::Value;
 use spigot_common::config::{optional, required, ConfigError};
 use spigot_common::jenkins::builds::JobPath;
+use spigot_common::kafka::KafkaEvent;
 use spigot_common::search::{BulkWriter, SearchAuth, SearchClient, SearchCredentials};
 use spigot_common::telemetry::Metrics;
 use tokio::sync::OnceCell;
@@ -25,6 +25,7 @@ use crate::store::{EorBuilds, RunStore};
 pub const DEFAULT_INDEX_PREFIX: &str = "aliecs";
 /// Largest bulk request.
 const BULK_BYTES: usize = 8 * 1024 * 1024;
+const DAY_MS: i64 = 86_400_000;
 
 pub struct Deps {
     pub search: SearchClient,
@@ -115,7 +116,7 @@ pub struct Prepared<'a> {
 
 /// Decodes every record of a Kafka event and lays out its timeline documents and run
 /// facts; records that cannot be read are counted and skipped.
-pub fn prepare<'a>(deps: &'a Deps, event: &Value) -> Prepared<'a> {
+pub fn prepare<'a>(deps: &'a Deps, event: &KafkaEvent) -> Prepared<'a> {
     let mut prepared = Prepared {
         bulk: BulkWriter::new(&deps.search, BULK_BYTES),
         facts: Vec::new(),
@@ -123,7 +124,12 @@ pub fn prepare<'a>(deps: &'a Deps, event: &Value) -> Prepared<'a> {
     };
     let summary = &mut prepared.summary;
     let mut source = Vec::with_capacity(512);
-    for record in spigot_common::kafka::records(event) {
+    // A batch's messages are mostly of one day: its index name is made once.
+    let mut index: Option<(i64, String)> = None;
+    let records = event.records();
+    // A timeline document with its action line is a few hundred bytes.
+    prepared.bulk.reserve(records.len() * 512);
+    for record in records {
         summary.records += 1;
         let record = match record {
             Ok(record) => record,
@@ -153,8 +159,13 @@ pub fn prepare<'a>(deps: &'a Deps, event: &Value) -> Prepared<'a> {
         let doc = timeline::document(&record.topic, &message, ms);
         source.clear();
         serde_json::to_writer(&mut source, &doc).expect("a timeline document serialises");
+        let day = ms.div_euclid(DAY_MS);
+        let index = match &mut index {
+            Some((cached, name)) if *cached == day => name,
+            slot => &slot.insert((day, deps.timeline_index(ms))).1,
+        };
         prepared.bulk.create(
-            &deps.timeline_index(ms),
+            index,
             &timeline::document_id(&record.topic, &record.value),
             &source,
         );
@@ -166,7 +177,7 @@ pub fn prepare<'a>(deps: &'a Deps, event: &Value) -> Prepared<'a> {
 /// Handles a Kafka event: the timeline and the run records. A record that cannot be
 /// read is skipped; an unreachable search server fails the batch, which comes back
 /// (every write is idempotent).
-pub async fn handle(deps: &Deps, event: &Value) -> Result<BatchSummary, IngestError> {
+pub async fn handle(deps: &Deps, event: &KafkaEvent) -> Result<BatchSummary, IngestError> {
     let Prepared {
         bulk,
         facts,

@@ -231,14 +231,61 @@ pub(crate) fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
-/// Milliseconds since the epoch as RFC 3339 with milliseconds (UTC).
+/// Milliseconds since the epoch as RFC 3339 with milliseconds (UTC); the epoch when the
+/// year would not have four digits. Written by hand: every timeline document takes two,
+/// and the `time` crate's formatter was a tenth of the ingest's time.
 pub fn rfc3339_ms(ms: i64) -> String {
-    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    at.format(&time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    ))
-    .unwrap_or_default()
+    const DAY_MS: i64 = 86_400_000;
+    let (days, in_day) = (ms.div_euclid(DAY_MS), ms.rem_euclid(DAY_MS));
+    let (year, month, day) = civil_from_days(days);
+    let (year, month, day, in_day) = if (0..=9999).contains(&year) {
+        (year, month, day, in_day)
+    } else {
+        (1970, 1, 1, 0)
+    };
+    let mut out = [0u8; 24];
+    let mut put = |at: usize, value: i64, width: usize| {
+        let mut value = value;
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(5, month, 2);
+    put(8, day, 2);
+    put(11, in_day / 3_600_000, 2);
+    put(14, in_day / 60_000 % 60, 2);
+    put(17, in_day / 1000 % 60, 2);
+    put(20, in_day % 1000, 3);
+    for (at, separator) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (23, b'Z'),
+    ] {
+        out[at] = separator;
+    }
+    // ASCII digits and separators only.
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Year, month, day of a day number (days since 1970-01-01), proleptic Gregorian
+/// (H. Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 #[cfg(test)]
@@ -405,5 +452,36 @@ mod tests {
             &run_event(T0, 9, "START_ACTIVITY", 3, "RUNNING", ""),
         );
         assert_eq!(done[0].start, None);
+    }
+
+    #[test]
+    fn timestamps_format_as_the_time_crate_does() {
+        let by_time = |ms: i64| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .unwrap()
+                .format(&time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+                ))
+                .unwrap()
+        };
+        // Across leap days, centuries, the epoch and both ends of four-digit years.
+        let mut ms = -62_167_219_200_000i64; // 0000-01-01
+        let step = 7_777_777_777i64 + 123; // ~90 days, odd milliseconds
+        while ms < 253_402_300_799_999 {
+            assert_eq!(rfc3339_ms(ms), by_time(ms), "{ms}");
+            ms += step;
+        }
+        for ms in [
+            0,
+            -1,
+            951_782_400_000,
+            4_107_456_000_000,
+            253_402_300_799_999,
+        ] {
+            assert_eq!(rfc3339_ms(ms), by_time(ms), "{ms}");
+        }
+        assert_eq!(rfc3339_ms(T0 as i64), "2025-11-22T10:00:00.000Z");
+        assert_eq!(rfc3339_ms(i64::MAX), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(i64::MIN), "1970-01-01T00:00:00.000Z");
     }
 }

@@ -35,89 +35,391 @@ pub struct RecordError {
     pub problem: String,
 }
 
-/// Every record of the event, in partition order (`topic-partition` keys sorted, offsets
-/// as given), each decoded or with its problem.
-pub fn records(event: &Value) -> Vec<Result<Record, RecordError>> {
-    let Some(groups) = event.get("records").and_then(Value::as_object) else {
-        return Vec::new();
-    };
-    let mut keys: Vec<&String> = groups.keys().collect();
-    keys.sort();
-    keys.into_iter()
-        .flat_map(|key| {
-            groups[key]
-                .as_array()
-                .map(|records| {
-                    records
-                        .iter()
-                        .map(|record| read(key, record))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_else(|| {
-                    vec![Err(RecordError {
-                        position: key.clone(),
-                        problem: "the group is not a list of records".into(),
-                    })]
-                })
-        })
-        .collect()
+/// A Kafka event as Lambda delivers it, parsed straight from its JSON (no
+/// `serde_json::Value` in between: batches are large) and leniently: whatever a record's
+/// fields hold, the parse succeeds and the odd record says what is wrong with it.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct KafkaEvent {
+    #[serde(default)]
+    records: Groups,
 }
 
-fn read(group: &str, record: &Value) -> Result<Record, RecordError> {
-    let number = |name: &str| match &record[name] {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+impl KafkaEvent {
+    /// Every record of the event, in partition order (`topic-partition` keys sorted,
+    /// offsets as given), each decoded or with its problem.
+    pub fn records(&self) -> Vec<Result<Record, RecordError>> {
+        let mut groups: Vec<&(String, Group)> = self.records.0.iter().collect();
+        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        groups
+            .into_iter()
+            .flat_map(|(key, group)| match group {
+                Group::Records(records) => records.iter().map(|slot| read(key, slot)).collect(),
+                Group::Odd => vec![Err(RecordError {
+                    position: key.clone(),
+                    problem: "the group is not a list of records".into(),
+                })],
+            })
+            .collect()
+    }
+}
+
+/// Every record of an event already parsed as JSON; see [`KafkaEvent::records`].
+pub fn records(event: &Value) -> Vec<Result<Record, RecordError>> {
+    use serde::Deserialize as _;
+    KafkaEvent::deserialize(event).unwrap_or_default().records()
+}
+
+fn read(group: &str, slot: &Slot) -> Result<Record, RecordError> {
+    let Slot::Record(record) = slot else {
+        return Err(RecordError {
+            position: group.to_owned(),
+            problem: "the record is not an object".into(),
+        });
     };
-    let topic = record["topic"]
-        .as_str()
-        .map(str::to_owned)
+    let topic = match &record.topic {
+        Loose::Text(topic) => topic.clone(),
         // `topic-partition`: the topic is what precedes the last `-`.
-        .or_else(|| group.rsplit_once('-').map(|(topic, _)| topic.to_owned()))
-        .unwrap_or_else(|| group.to_owned());
-    let partition = number("partition").unwrap_or(-1);
-    let offset = number("offset").unwrap_or(-1);
-    let position = format!("{topic}/{partition}@{offset}");
+        _ => group
+            .rsplit_once('-')
+            .map_or(group, |(topic, _)| topic)
+            .to_owned(),
+    };
+    let partition = record.partition.number().unwrap_or(-1);
+    let offset = record.offset.number().unwrap_or(-1);
     let fail = |problem: &str| RecordError {
-        position: position.clone(),
+        position: format!("{topic}/{partition}@{offset}"),
         problem: problem.to_owned(),
     };
     let b64 = |text: &str| base64::engine::general_purpose::STANDARD.decode(text.trim());
-    let value = match &record["value"] {
-        Value::String(text) => b64(text).map_err(|_| fail("the value is not base64"))?,
-        Value::Null => return Err(fail("the record has no value")),
+    let value = match &record.value {
+        Loose::Text(text) => b64(text).map_err(|_| fail("the value is not base64"))?,
+        Loose::Absent | Loose::Null => return Err(fail("the record has no value")),
         _ => return Err(fail("the value is not a base64 string")),
     };
-    let key = match &record["key"] {
-        Value::String(text) => Some(b64(text).map_err(|_| fail("the key is not base64"))?),
+    let key = match &record.key {
+        Loose::Text(text) => Some(b64(text).map_err(|_| fail("the key is not base64"))?),
         _ => None,
     };
-    let headers = record["headers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object)
-        .flat_map(|header| header.iter())
-        .map(|(name, bytes)| {
-            let bytes = bytes
-                .as_array()
-                .into_iter()
-                .flatten()
-                // Java's bytes are signed: -56 is 0xC8.
-                .filter_map(|b| b.as_i64().map(|b| b as u8))
-                .collect();
-            (name.clone(), bytes)
-        })
-        .collect();
     Ok(Record {
         topic,
         partition,
         offset,
-        timestamp: number("timestamp"),
+        timestamp: record.timestamp.number(),
         key,
         value,
-        headers,
+        headers: record.headers.0.clone(),
     })
+}
+
+/// The `records` object: `topic-partition` → the group's records.
+#[derive(Debug, Default, Clone)]
+struct Groups(Vec<(String, Group)>);
+
+#[derive(Debug, Clone)]
+enum Group {
+    Records(Vec<Slot>),
+    /// Not a list.
+    Odd,
+}
+
+#[derive(Debug, Clone)]
+enum Slot {
+    Record(Box<RawRecord>),
+    /// Not an object.
+    Odd,
+}
+
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+struct RawRecord {
+    #[serde(default)]
+    topic: Loose,
+    #[serde(default)]
+    partition: Loose,
+    #[serde(default)]
+    offset: Loose,
+    #[serde(default)]
+    timestamp: Loose,
+    #[serde(default)]
+    value: Loose,
+    #[serde(default)]
+    key: Loose,
+    #[serde(default)]
+    headers: Headers,
+}
+
+/// A field as it came: the string and number cases matter, anything else is odd.
+#[derive(Debug, Default, Clone)]
+enum Loose {
+    #[default]
+    Absent,
+    Null,
+    Text(String),
+    Int(i64),
+    Other,
+}
+
+impl Loose {
+    /// A number, given as a number or as a string.
+    fn number(&self) -> Option<i64> {
+        match self {
+            Loose::Int(n) => Some(*n),
+            Loose::Text(text) => text.trim().parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Header names and their bytes: `[{"name": [signed bytes]}, ...]`.
+#[derive(Debug, Default, Clone)]
+struct Headers(Vec<(String, Vec<u8>)>);
+
+mod lenient {
+    //! Visitors that accept any JSON: a wrong shape becomes an odd value, never a failed
+    //! parse of the whole event.
+
+    use std::fmt;
+
+    use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    use super::{Group, Groups, Headers, Loose, RawRecord, Slot};
+
+    /// Consumes a sequence or map whatever it holds.
+    fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    /// Implements the scalar visits of a visitor whose value for them is `$odd`.
+    macro_rules! odd_scalars {
+        ($odd:expr) => {
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok($odd)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok($odd)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok($odd)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok($odd)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok($odd)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok($odd)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok($odd)
+            }
+        };
+    }
+
+    impl<'de> Deserialize<'de> for Loose {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Loose;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("any JSON value")
+                }
+                fn visit_bool<E: de::Error>(self, _: bool) -> Result<Loose, E> {
+                    Ok(Loose::Other)
+                }
+                fn visit_i64<E: de::Error>(self, n: i64) -> Result<Loose, E> {
+                    Ok(Loose::Int(n))
+                }
+                fn visit_u64<E: de::Error>(self, n: u64) -> Result<Loose, E> {
+                    Ok(i64::try_from(n).map_or(Loose::Other, Loose::Int))
+                }
+                fn visit_f64<E: de::Error>(self, _: f64) -> Result<Loose, E> {
+                    Ok(Loose::Other)
+                }
+                fn visit_str<E: de::Error>(self, s: &str) -> Result<Loose, E> {
+                    Ok(Loose::Text(s.to_owned()))
+                }
+                fn visit_string<E: de::Error>(self, s: String) -> Result<Loose, E> {
+                    Ok(Loose::Text(s))
+                }
+                fn visit_unit<E: de::Error>(self) -> Result<Loose, E> {
+                    Ok(Loose::Null)
+                }
+                fn visit_none<E: de::Error>(self) -> Result<Loose, E> {
+                    Ok(Loose::Null)
+                }
+                fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Loose, D::Error> {
+                    Loose::deserialize(d)
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Loose, A::Error> {
+                    drain_seq(seq).map(|()| Loose::Other)
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Loose, A::Error> {
+                    drain_map(map).map(|()| Loose::Other)
+                }
+            }
+            deserializer.deserialize_any(V)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Groups {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Groups;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("an object of record lists")
+                }
+                odd_scalars!(Groups::default());
+                fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Groups, A::Error> {
+                    drain_seq(seq).map(|()| Groups::default())
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Groups, A::Error> {
+                    let mut groups = Vec::new();
+                    while let Some(entry) = map.next_entry::<String, Group>()? {
+                        groups.push(entry);
+                    }
+                    Ok(Groups(groups))
+                }
+            }
+            deserializer.deserialize_any(V)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Group {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Group;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a list of records")
+                }
+                odd_scalars!(Group::Odd);
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Group, A::Error> {
+                    let mut records = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                    while let Some(slot) = seq.next_element::<Slot>()? {
+                        records.push(slot);
+                    }
+                    Ok(Group::Records(records))
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Group, A::Error> {
+                    drain_map(map).map(|()| Group::Odd)
+                }
+            }
+            deserializer.deserialize_any(V)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Slot {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Slot;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a record")
+                }
+                odd_scalars!(Slot::Odd);
+                fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Slot, A::Error> {
+                    drain_seq(seq).map(|()| Slot::Odd)
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Slot, A::Error> {
+                    RawRecord::deserialize(de::value::MapAccessDeserializer::new(map))
+                        .map(|record| Slot::Record(Box::new(record)))
+                }
+            }
+            deserializer.deserialize_any(V)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Headers {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            /// `{"name": [bytes]}`, or nothing when it is not that.
+            struct Header(Vec<(String, Vec<u8>)>);
+            /// Signed bytes; what is not a number is left out.
+            struct Bytes(Vec<u8>);
+            impl<'de> Deserialize<'de> for Bytes {
+                fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                    struct V;
+                    impl<'de> Visitor<'de> for V {
+                        type Value = Bytes;
+                        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                            f.write_str("a list of bytes")
+                        }
+                        odd_scalars!(Bytes(Vec::new()));
+                        fn visit_seq<A: SeqAccess<'de>>(
+                            self,
+                            mut seq: A,
+                        ) -> Result<Bytes, A::Error> {
+                            let mut bytes = Vec::new();
+                            while let Some(byte) = seq.next_element::<Loose>()? {
+                                // Java's bytes are signed: -56 is 0xC8.
+                                if let Loose::Int(b) = byte {
+                                    bytes.push(b as u8);
+                                }
+                            }
+                            Ok(Bytes(bytes))
+                        }
+                        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Bytes, A::Error> {
+                            drain_map(map).map(|()| Bytes(Vec::new()))
+                        }
+                    }
+                    d.deserialize_any(V)
+                }
+            }
+            impl<'de> Deserialize<'de> for Header {
+                fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                    struct V;
+                    impl<'de> Visitor<'de> for V {
+                        type Value = Header;
+                        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                            f.write_str("a header object")
+                        }
+                        odd_scalars!(Header(Vec::new()));
+                        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Header, A::Error> {
+                            drain_seq(seq).map(|()| Header(Vec::new()))
+                        }
+                        fn visit_map<A: MapAccess<'de>>(
+                            self,
+                            mut map: A,
+                        ) -> Result<Header, A::Error> {
+                            let mut entries = Vec::new();
+                            while let Some((name, Bytes(bytes))) =
+                                map.next_entry::<String, Bytes>()?
+                            {
+                                entries.push((name, bytes));
+                            }
+                            Ok(Header(entries))
+                        }
+                    }
+                    d.deserialize_any(V)
+                }
+            }
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Headers;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a list of headers")
+                }
+                odd_scalars!(Headers::default());
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Headers, A::Error> {
+                    let mut headers = Vec::new();
+                    while let Some(Header(entries)) = seq.next_element::<Header>()? {
+                        headers.extend(entries);
+                    }
+                    Ok(Headers(headers))
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Headers, A::Error> {
+                    drain_map(map).map(|()| Headers::default())
+                }
+            }
+            deserializer.deserialize_any(V)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -155,5 +457,58 @@ mod tests {
         assert_eq!(first.position(), "org.runs/1@7");
         assert!(records[2].as_ref().unwrap_err().problem.contains("base64"));
         assert!(super::records(&json!({})).is_empty());
+    }
+
+    #[test]
+    fn odd_shapes_anywhere_are_their_records_problem_not_the_events() {
+        let text = r#"{
+            "eventSource": "aws:kafka",
+            "records": {
+                "t-0": [
+                    "not an object",
+                    {"topic": "t", "partition": 0.5, "offset": [1], "value": 7},
+                    {"topic": "t", "partition": 0, "offset": 2, "value": "aGk=",
+                     "headers": [5, {"a": "x", "b": [1, "y", -1]}, {"c": {}}], "key": {"k": 1},
+                     "timestamp": "1700000000000", "extra": {"nested": [1, 2]}}
+                ],
+                "t-1": {"not": "a list"},
+                "t-2": []
+            }
+        }"#;
+        let event: KafkaEvent = serde_json::from_str(text).expect("a lenient parse never fails");
+        let records = event.records();
+        assert_eq!(records.len(), 4);
+        assert_eq!(
+            records[0].as_ref().unwrap_err().problem,
+            "the record is not an object"
+        );
+        let odd = records[1].as_ref().unwrap_err();
+        assert_eq!(
+            (odd.position.as_str(), odd.problem.as_str()),
+            ("t/-1@-1", "the value is not a base64 string")
+        );
+        let good = records[2].as_ref().unwrap();
+        assert_eq!(good.value, b"hi");
+        assert_eq!(good.timestamp, Some(1_700_000_000_000));
+        assert_eq!(good.key, None);
+        assert_eq!(
+            good.headers,
+            [
+                ("a".to_owned(), vec![]),
+                ("b".to_owned(), vec![1, 0xFF]),
+                ("c".to_owned(), vec![])
+            ]
+        );
+        assert_eq!(
+            records[3].as_ref().unwrap_err().problem,
+            "the group is not a list of records"
+        );
+        // The same event through serde_json::Value reads the same.
+        let value: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(super::records(&value), records);
+        for odd_event in ["{}", r#"{"records": 5}"#, r#"{"records": [1]}"#] {
+            let event: KafkaEvent = serde_json::from_str(odd_event).unwrap();
+            assert!(event.records().is_empty(), "{odd_event}");
+        }
     }
 }

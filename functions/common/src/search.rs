@@ -453,6 +453,17 @@ impl<'a> BulkWriter<'a> {
         self.buffer.len()
     }
 
+    /// Room for about `bytes` more of actions and documents, so that a large batch laid
+    /// out at once does not copy its buffer as it grows.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.buffer.reserve(bytes);
+    }
+
+    /// Items waiting to be sent.
+    pub fn pending_items(&self) -> usize {
+        self.item_ends.len()
+    }
+
     /// Sends full requests while at least one request's worth is waiting.
     pub async fn send_full(&mut self) -> Result<(), SearchError> {
         while self.buffer.len() >= self.max_request_bytes {

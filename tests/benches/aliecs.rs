@@ -1,0 +1,133 @@
+//! `cargo bench -p spigot-tests --bench aliecs`: aliecs_ingest's throughput from the
+//! Kafka event JSON Lambda delivers to the bulk request body, on one core: the event
+//! parsed (as the runtime does for the function, into its event type), every record's base64 and protobuf decoded, its
+//! timeline document and bulk action written, its run facts taken. No network: the
+//! documents are counted in the bulk writer, not sent.
+//!
+//! Goal: ≥ 1,000,000 records/s for legacy messages (`aliecs.env_state.*`,
+//! `aliecs.env_leave_state.*`, `aliecs.env_list.RUNNING`). The newer `aliecs.run`
+//! events are shown beside them.
+//!
+//! Prints a table; never fails the build on a missed target.
+
+#[allow(dead_code)]
+mod report;
+
+use std::time::{Duration, Instant};
+
+use aliecs_ingest::wire::{active_runs, env_info, notification, run_event, T0};
+use report::{print_table, Row};
+use spigot_common::kafka::KafkaEvent;
+use spigot_common::search::{SearchAuth, SearchClient};
+use spigot_tests::aliecs::kafka_batch;
+
+/// Records per Kafka event: about what a 6 MB invocation payload holds.
+const RECORDS: usize = 10_000;
+const ROUNDS: usize = 15;
+const TARGET_RECORDS_PER_S: f64 = 1_000_000.0;
+const DETECTORS: &[&str] = &["ITS", "MCH", "MFT", "MID", "TOF", "TPC", "TRD"];
+
+fn main() {
+    let deps = aliecs_ingest::Deps {
+        // Never called: prepare() only lays the documents out.
+        search: SearchClient::new("http://127.0.0.1:9", SearchAuth::None).unwrap(),
+        index_prefix: aliecs_ingest::DEFAULT_INDEX_PREFIX.into(),
+        eor: None,
+        template: Default::default(),
+    };
+    let rows = vec![
+        measure(&deps, "legacy messages", &legacy_records(), true),
+        measure(&deps, "aliecs.run events", &run_records(), false),
+    ];
+    print_table(&rows);
+}
+
+/// A run's legacy notifications, run after run: enter RUNNING, the active runs list,
+/// leave RUNNING, enter CONFIGURED.
+fn legacy_records() -> Vec<(&'static str, Vec<u8>)> {
+    (0..RECORDS)
+        .map(|i| {
+            let run = 560_000 + (i / 4) as u64;
+            let at = T0 + i as u64 * 1_000;
+            let running = env_info(Some(run), "RUNNING", DETECTORS, at);
+            match i % 4 {
+                0 => ("aliecs.env_state.RUNNING", notification(&running, at)),
+                1 => ("aliecs.env_list.RUNNING", active_runs(&[running], at)),
+                2 => ("aliecs.env_leave_state.RUNNING", notification(&running, at)),
+                _ => (
+                    "aliecs.env_state.CONFIGURED",
+                    notification(&env_info(None, "CONFIGURED", DETECTORS, at), at),
+                ),
+            }
+        })
+        .collect()
+}
+
+/// START_ACTIVITY and STOP_ACTIVITY of run after run.
+fn run_records() -> Vec<(&'static str, Vec<u8>)> {
+    (0..RECORDS)
+        .map(|i| {
+            let run = 560_000 + (i / 2) as u64;
+            let at = T0 + i as u64 * 1_000;
+            let (transition, state) = if i % 2 == 0 {
+                ("START_ACTIVITY", "CONFIGURED")
+            } else {
+                ("STOP_ACTIVITY", "RUNNING")
+            };
+            (
+                "aliecs.run",
+                run_event(at, run, transition, 1, state, "anna"),
+            )
+        })
+        .collect()
+}
+
+fn measure(
+    deps: &aliecs_ingest::Deps,
+    what: &str,
+    records: &[(&str, Vec<u8>)],
+    judged: bool,
+) -> Row {
+    let benchmark = format!("aliecs_ingest, Kafka event JSON → bulk documents, {what}, one core");
+    // The bytes Lambda hands the runtime.
+    let event_json = serde_json::to_vec(&kafka_batch(records)).expect("the event serialises");
+    let mut best = Duration::MAX;
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        let event: KafkaEvent = serde_json::from_slice(&event_json).expect("the event parses");
+        let prepared = aliecs_ingest::prepare(deps, &event);
+        let elapsed = started.elapsed();
+        // Every record became a document; a bench that dropped them would be fast.
+        let documents = prepared.bulk.pending_items();
+        if documents != records.len() || prepared.summary.undecodable > 0 {
+            return Row::failed(
+                benchmark,
+                ">= 1,000,000 records/s",
+                &format!(
+                    "{documents} documents from {} records: {:?}",
+                    records.len(),
+                    prepared.summary
+                ),
+            );
+        }
+        std::hint::black_box(&prepared.facts);
+        best = best.min(elapsed);
+    }
+    let per_s = records.len() as f64 / best.as_secs_f64();
+    let value = format!(
+        "{:.0} records/s ({} records, {:.1} MB event, best of {ROUNDS})",
+        per_s,
+        records.len(),
+        event_json.len() as f64 / 1e6
+    );
+    if judged {
+        Row::judged(
+            benchmark,
+            value,
+            ">= 1,000,000 records/s",
+            per_s >= TARGET_RECORDS_PER_S,
+        )
+    } else {
+        Row::info(benchmark, value)
+    }
+}
