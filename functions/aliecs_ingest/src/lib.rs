@@ -25,7 +25,6 @@ use crate::store::{EorBuilds, RunStore};
 pub const DEFAULT_INDEX_PREFIX: &str = "aliecs";
 /// Largest bulk request.
 const BULK_BYTES: usize = 8 * 1024 * 1024;
-const DAY_MS: i64 = 86_400_000;
 
 pub struct Deps {
     pub search: SearchClient,
@@ -159,7 +158,7 @@ pub fn prepare<'a>(deps: &'a Deps, event: &KafkaEvent) -> Prepared<'a> {
         let doc = timeline::document(&record.topic, &message, ms);
         source.clear();
         serde_json::to_writer(&mut source, &doc).expect("a timeline document serialises");
-        let day = ms.div_euclid(DAY_MS);
+        let day = ms.div_euclid(runs::DAY_MS);
         let index = match &mut index {
             Some((cached, name)) if *cached == day => name,
             slot => &slot.insert((day, deps.timeline_index(ms))).1,
@@ -183,6 +182,8 @@ pub async fn handle(deps: &Deps, event: &KafkaEvent) -> Result<BatchSummary, Ing
         facts,
         mut summary,
     } = prepare(deps, event);
+    // Nothing to index (Lambda does not send empty batches; a test invoke might): no
+    // call, no log line, no metrics.
     if summary.records == 0 {
         return Ok(summary);
     }

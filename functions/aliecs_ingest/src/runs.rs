@@ -231,11 +231,12 @@ pub(crate) fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
+pub const DAY_MS: i64 = 86_400_000;
+
 /// Milliseconds since the epoch as RFC 3339 with milliseconds (UTC); the epoch when the
 /// year would not have four digits. Written by hand: every timeline document takes two,
 /// and the `time` crate's formatter was a tenth of the ingest's time.
 pub fn rfc3339_ms(ms: i64) -> String {
-    const DAY_MS: i64 = 86_400_000;
     let (days, in_day) = (ms.div_euclid(DAY_MS), ms.rem_euclid(DAY_MS));
     let (year, month, day) = civil_from_days(days);
     let (year, month, day, in_day) = if (0..=9999).contains(&year) {
@@ -269,8 +270,8 @@ pub fn rfc3339_ms(ms: i64) -> String {
     ] {
         out[at] = separator;
     }
-    // ASCII digits and separators only.
-    String::from_utf8_lossy(&out).into_owned()
+    // ASCII digits and separators: always UTF-8.
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
 /// Year, month, day of a day number (days since 1970-01-01), proleptic Gregorian

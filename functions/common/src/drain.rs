@@ -193,6 +193,9 @@ impl Drainer<'_> {
                 }
                 Ok(now) => summary.final_state = now,
                 Err(err) => {
+                    // Not knowing the state, replay nothing. Given back, the batch has used
+                    // one of its receives (the DLQ takes a message after 10): only a stage
+                    // that stays unreadable for many drains could push a hook there.
                     self.give_back(&hooks, &mut summary).await;
                     summary.stop(StopReason::Error, Some(err.to_string()));
                     break;

@@ -36,22 +36,21 @@ pub struct RecordError {
 }
 
 /// A Kafka event as Lambda delivers it, parsed straight from its JSON (no
-/// `serde_json::Value` in between: batches are large) and leniently: whatever a record's
-/// fields hold, the parse succeeds and the odd record says what is wrong with it.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
+/// `serde_json::Value` in between: batches are large) and leniently: any valid JSON
+/// parses (a repeated key: the last one counts, as in `Value`), and the odd record says
+/// what is wrong with it.
+#[derive(Debug, Default, Clone)]
 pub struct KafkaEvent {
-    #[serde(default)]
     records: Groups,
 }
 
 impl KafkaEvent {
-    /// Every record of the event, in partition order (`topic-partition` keys sorted,
-    /// offsets as given), each decoded or with its problem.
+    /// Every record of the event, group by group (the `topic-partition` keys in string
+    /// order), offsets as given, each decoded or with its problem.
     pub fn records(&self) -> Vec<Result<Record, RecordError>> {
-        let mut groups: Vec<&(String, Group)> = self.records.0.iter().collect();
-        groups.sort_by(|a, b| a.0.cmp(&b.0));
-        groups
-            .into_iter()
+        self.records
+            .0
+            .iter()
             .flat_map(|(key, group)| match group {
                 Group::Records(records) => records.iter().map(|slot| read(key, slot)).collect(),
                 Group::Odd => vec![Err(RecordError {
@@ -113,7 +112,7 @@ fn read(group: &str, slot: &Slot) -> Result<Record, RecordError> {
 
 /// The `records` object: `topic-partition` → the group's records.
 #[derive(Debug, Default, Clone)]
-struct Groups(Vec<(String, Group)>);
+struct Groups(std::collections::BTreeMap<String, Group>);
 
 #[derive(Debug, Clone)]
 enum Group {
@@ -129,21 +128,14 @@ enum Slot {
     Odd,
 }
 
-#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[derive(Debug, Default, Clone)]
 struct RawRecord {
-    #[serde(default)]
     topic: Loose,
-    #[serde(default)]
     partition: Loose,
-    #[serde(default)]
     offset: Loose,
-    #[serde(default)]
     timestamp: Loose,
-    #[serde(default)]
     value: Loose,
-    #[serde(default)]
     key: Loose,
-    #[serde(default)]
     headers: Headers,
 }
 
@@ -181,15 +173,15 @@ mod lenient {
 
     use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-    use super::{Group, Groups, Headers, Loose, RawRecord, Slot};
+    use super::{Group, Groups, Headers, KafkaEvent, Loose, RawRecord, Slot};
 
     /// Consumes a sequence or map whatever it holds.
-    fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(())
     }
 
-    fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(())
     }
@@ -219,6 +211,97 @@ mod lenient {
                 Ok($odd)
             }
         };
+    }
+
+    /// An object key compared without allocating: its index in the names, or `None`.
+    struct Key<const N: usize>([&'static str; N]);
+
+    impl<'de, const N: usize> de::DeserializeSeed<'de> for Key<N> {
+        type Value = Option<usize>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl<'de, const N: usize> Visitor<'de> for Key<N> {
+        type Value = Option<usize>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
+            Ok(self.0.iter().position(|name| *name == key))
+        }
+    }
+
+    const EVENT_KEYS: [&str; 1] = ["records"];
+    const RECORD_KEYS: [&str; 7] = [
+        "topic",
+        "partition",
+        "offset",
+        "timestamp",
+        "value",
+        "key",
+        "headers",
+    ];
+
+    impl<'de> Deserialize<'de> for KafkaEvent {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = KafkaEvent;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a Kafka event")
+                }
+                odd_scalars!(KafkaEvent::default());
+                fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<KafkaEvent, A::Error> {
+                    skip_seq(seq).map(|()| KafkaEvent::default())
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KafkaEvent, A::Error> {
+                    let mut event = KafkaEvent::default();
+                    while let Some(field) = map.next_key_seed(Key(EVENT_KEYS))? {
+                        match field {
+                            Some(_) => event.records = map.next_value()?,
+                            None => {
+                                map.next_value::<IgnoredAny>()?;
+                            }
+                        }
+                    }
+                    Ok(event)
+                }
+            }
+            deserializer.deserialize_any(V)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for RawRecord {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = RawRecord;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a record")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRecord, A::Error> {
+                    let mut r = RawRecord::default();
+                    while let Some(field) = map.next_key_seed(Key(RECORD_KEYS))? {
+                        match field {
+                            Some(0) => r.topic = map.next_value()?,
+                            Some(1) => r.partition = map.next_value()?,
+                            Some(2) => r.offset = map.next_value()?,
+                            Some(3) => r.timestamp = map.next_value()?,
+                            Some(4) => r.value = map.next_value()?,
+                            Some(5) => r.key = map.next_value()?,
+                            Some(_) => r.headers = map.next_value()?,
+                            None => {
+                                map.next_value::<IgnoredAny>()?;
+                            }
+                        }
+                    }
+                    Ok(r)
+                }
+            }
+            deserializer.deserialize_map(V)
+        }
     }
 
     impl<'de> Deserialize<'de> for Loose {
@@ -257,10 +340,10 @@ mod lenient {
                     Loose::deserialize(d)
                 }
                 fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Loose, A::Error> {
-                    drain_seq(seq).map(|()| Loose::Other)
+                    skip_seq(seq).map(|()| Loose::Other)
                 }
                 fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Loose, A::Error> {
-                    drain_map(map).map(|()| Loose::Other)
+                    skip_map(map).map(|()| Loose::Other)
                 }
             }
             deserializer.deserialize_any(V)
@@ -277,12 +360,12 @@ mod lenient {
                 }
                 odd_scalars!(Groups::default());
                 fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Groups, A::Error> {
-                    drain_seq(seq).map(|()| Groups::default())
+                    skip_seq(seq).map(|()| Groups::default())
                 }
                 fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Groups, A::Error> {
-                    let mut groups = Vec::new();
-                    while let Some(entry) = map.next_entry::<String, Group>()? {
-                        groups.push(entry);
+                    let mut groups = std::collections::BTreeMap::new();
+                    while let Some((key, group)) = map.next_entry::<String, Group>()? {
+                        groups.insert(key, group);
                     }
                     Ok(Groups(groups))
                 }
@@ -308,7 +391,7 @@ mod lenient {
                     Ok(Group::Records(records))
                 }
                 fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Group, A::Error> {
-                    drain_map(map).map(|()| Group::Odd)
+                    skip_map(map).map(|()| Group::Odd)
                 }
             }
             deserializer.deserialize_any(V)
@@ -325,7 +408,7 @@ mod lenient {
                 }
                 odd_scalars!(Slot::Odd);
                 fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Slot, A::Error> {
-                    drain_seq(seq).map(|()| Slot::Odd)
+                    skip_seq(seq).map(|()| Slot::Odd)
                 }
                 fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Slot, A::Error> {
                     RawRecord::deserialize(de::value::MapAccessDeserializer::new(map))
@@ -365,7 +448,7 @@ mod lenient {
                             Ok(Bytes(bytes))
                         }
                         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Bytes, A::Error> {
-                            drain_map(map).map(|()| Bytes(Vec::new()))
+                            skip_map(map).map(|()| Bytes(Vec::new()))
                         }
                     }
                     d.deserialize_any(V)
@@ -381,7 +464,7 @@ mod lenient {
                         }
                         odd_scalars!(Header(Vec::new()));
                         fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Header, A::Error> {
-                            drain_seq(seq).map(|()| Header(Vec::new()))
+                            skip_seq(seq).map(|()| Header(Vec::new()))
                         }
                         fn visit_map<A: MapAccess<'de>>(
                             self,
@@ -414,7 +497,7 @@ mod lenient {
                     Ok(Headers(headers))
                 }
                 fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Headers, A::Error> {
-                    drain_map(map).map(|()| Headers::default())
+                    skip_map(map).map(|()| Headers::default())
                 }
             }
             deserializer.deserialize_any(V)
@@ -506,9 +589,138 @@ mod tests {
         // The same event through serde_json::Value reads the same.
         let value: Value = serde_json::from_str(text).unwrap();
         assert_eq!(super::records(&value), records);
-        for odd_event in ["{}", r#"{"records": 5}"#, r#"{"records": [1]}"#] {
+        for odd_event in [
+            "{}",
+            "5",
+            "null",
+            r#""x""#,
+            r#"[{"records": {"t-0": [{"value": "aGk="}]}}]"#,
+            r#"{"records": 5}"#,
+            r#"{"records": [1]}"#,
+        ] {
             let event: KafkaEvent = serde_json::from_str(odd_event).unwrap();
             assert!(event.records().is_empty(), "{odd_event}");
         }
+    }
+
+    /// The reader this module had before [`KafkaEvent`], walking a `serde_json::Value`:
+    /// the reference the typed parse must agree with.
+    fn records_by_value(event: &Value) -> Vec<Result<Record, RecordError>> {
+        let Some(groups) = event.get("records").and_then(Value::as_object) else {
+            return Vec::new();
+        };
+        let b64 = |text: &str| base64::engine::general_purpose::STANDARD.decode(text.trim());
+        let mut out = Vec::new();
+        for (group, records) in groups {
+            for record in records.as_array().into_iter().flatten() {
+                let number = |name: &str| match &record[name] {
+                    Value::Number(n) => n.as_i64(),
+                    Value::String(s) => s.trim().parse().ok(),
+                    _ => None,
+                };
+                let topic = record["topic"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| {
+                        group
+                            .rsplit_once('-')
+                            .map_or(group.as_str(), |(t, _)| t)
+                            .to_owned()
+                    });
+                let (partition, offset) = (
+                    number("partition").unwrap_or(-1),
+                    number("offset").unwrap_or(-1),
+                );
+                let fail = |problem: &str| {
+                    Err(RecordError {
+                        position: format!("{topic}/{partition}@{offset}"),
+                        problem: problem.to_owned(),
+                    })
+                };
+                let value = match &record["value"] {
+                    Value::String(text) => match b64(text) {
+                        Ok(value) => value,
+                        Err(_) => {
+                            out.push(fail("the value is not base64"));
+                            continue;
+                        }
+                    },
+                    Value::Null => {
+                        out.push(fail("the record has no value"));
+                        continue;
+                    }
+                    _ => {
+                        out.push(fail("the value is not a base64 string"));
+                        continue;
+                    }
+                };
+                let key = match &record["key"] {
+                    Value::String(text) => match b64(text) {
+                        Ok(key) => Some(key),
+                        Err(_) => {
+                            out.push(fail("the key is not base64"));
+                            continue;
+                        }
+                    },
+                    _ => None,
+                };
+                let headers = record["headers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_object)
+                    .flat_map(|h| h.iter())
+                    .map(|(name, bytes)| {
+                        (
+                            name.clone(),
+                            bytes
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|b| b.as_i64().map(|b| b as u8))
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                out.push(Ok(Record {
+                    topic,
+                    partition,
+                    offset,
+                    timestamp: number("timestamp"),
+                    key,
+                    value,
+                    headers,
+                }));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_typed_parse_agrees_with_the_value_walk() {
+        let events = [
+            r#"{"records": {"t-1": [{"topic": "t", "partition": "1", "offset": 7, "timestamp": 1700000000000,
+                 "value": "eyJhIjoxfQ==", "key": "aw==", "headers": [{"h": [104, -56]}, {"g": [1]}]}],
+               "t-0": [{"partition": 0.5, "offset": [1], "value": 7}, {"value": null},
+                 {"value": "%%%"}, {"value": "aGk=", "key": "%%", "timestamp": true},
+                 {"value": "aGk=", "value": "aGV5", "topic": "first", "topic": "second"}],
+               "u-3": [{"value": "aGk=", "offset": 18446744073709551615, "timestamp": -5,
+                 "headers": {"not": "a list"}, "extra": [{"deep": null}]}],
+               "t-0": [{"value": "bGFzdA==", "offset": 9}]},
+               "records2": 1}"#,
+            r#"{"eventSource": "SelfManagedKafka"}"#,
+            r#"{"records": null}"#,
+        ];
+        for text in events {
+            let typed: KafkaEvent = serde_json::from_str(text).unwrap();
+            let value: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(typed.records(), records_by_value(&value), "{text}");
+        }
+        let typed: KafkaEvent = serde_json::from_str(events[0]).unwrap();
+        assert_eq!(
+            typed.records().len(),
+            3,
+            "a repeated group key: the last one counts"
+        );
     }
 }
