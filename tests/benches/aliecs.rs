@@ -88,7 +88,7 @@ fn measure(
     records: &[(&str, Vec<u8>)],
     judged: bool,
 ) -> Row {
-    let benchmark = format!("aliecs_ingest, Kafka event JSON → bulk documents, {what}, one core");
+    let benchmark = format!("aliecs_ingest, Kafka event JSON to bulk documents, {what}, one core");
     // The bytes Lambda hands the runtime.
     let event_json = serde_json::to_vec(&kafka_batch(records)).expect("the event serialises");
     let mut best = Duration::MAX;
