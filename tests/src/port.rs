@@ -175,8 +175,10 @@ impl PortWorld {
         event
     }
 
+    /// Hands `event` (JSON, as Lambda delivers it) to port_runner.
     pub async fn run_port_runner(&self, event: &Value) -> port_runner::BatchSummary {
-        port_runner::handle(&self.runner, event).await
+        let event = serde_json::from_value(event.clone()).expect("a Kafka event");
+        port_runner::handle(&self.runner, &event).await
     }
 
     /// The checkpoints on the tail queue, hidden for `visibility` seconds (the queue's

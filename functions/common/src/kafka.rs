@@ -4,7 +4,6 @@
 //! (Kafka event source).
 
 use base64::Engine as _;
-use serde_json::Value;
 
 /// One record, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,12 +59,6 @@ impl KafkaEvent {
             })
             .collect()
     }
-}
-
-/// Every record of an event already parsed as JSON; see [`KafkaEvent::records`].
-pub fn records(event: &Value) -> Vec<Result<Record, RecordError>> {
-    use serde::Deserialize as _;
-    KafkaEvent::deserialize(event).unwrap_or_default().records()
 }
 
 fn read(group: &str, slot: &Slot) -> Result<Record, RecordError> {
@@ -508,7 +501,8 @@ mod lenient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde::Deserialize as _;
+    use serde_json::{json, Value};
 
     #[test]
     fn records_are_read_one_by_one_and_odd_ones_alone_fail() {
@@ -523,7 +517,7 @@ mod tests {
                 "org.runs-0": [{"partition": 0, "offset": 3, "value": null}],
             }
         });
-        let records = records(&event);
+        let records = KafkaEvent::deserialize(&event).unwrap().records();
         assert_eq!(records.len(), 3);
         let problem = records[0].as_ref().unwrap_err();
         assert_eq!(
@@ -539,7 +533,10 @@ mod tests {
         assert_eq!(first.headers, [("h".to_owned(), vec![104u8, 0xC8])]);
         assert_eq!(first.position(), "org.runs/1@7");
         assert!(records[2].as_ref().unwrap_err().problem.contains("base64"));
-        assert!(super::records(&json!({})).is_empty());
+        assert!(KafkaEvent::deserialize(&json!({}))
+            .unwrap()
+            .records()
+            .is_empty());
     }
 
     #[test]
@@ -588,7 +585,7 @@ mod tests {
         );
         // The same event through serde_json::Value reads the same.
         let value: Value = serde_json::from_str(text).unwrap();
-        assert_eq!(super::records(&value), records);
+        assert_eq!(KafkaEvent::deserialize(&value).unwrap().records(), records);
         for odd_event in [
             "{}",
             "5",

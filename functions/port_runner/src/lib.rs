@@ -16,6 +16,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde::Serialize;
 use spigot_common::config::{optional, required, ConfigError};
+use spigot_common::kafka::KafkaEvent;
 use spigot_common::port::{PortClient, PortCredentials, DEFAULT_API_URL};
 use spigot_common::port_run::RunState;
 use spigot_common::secrets::JenkinsSecrets;
@@ -98,8 +99,8 @@ pub struct BatchSummary {
 /// Handles every record of the batch (a Kafka event, read leniently); never fails it.
 /// A run that appears twice in the batch starts once: the runs of a batch go at once,
 /// and two deliveries of one run must not race for it.
-pub async fn handle(deps: &Deps, event: &serde_json::Value) -> BatchSummary {
-    let records = spigot_common::kafka::records(event);
+pub async fn handle(deps: &Deps, event: &KafkaEvent) -> BatchSummary {
+    let records = event.records();
     let mut runs_in_batch = HashSet::new();
     let work: Vec<Result<message::RunRequest, run::Outcome>> = records
         .iter()

@@ -1,5 +1,5 @@
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use serde_json::Value;
+use spigot_common::kafka::KafkaEvent;
 use spigot_common::{aws, telemetry};
 
 #[tokio::main]
@@ -8,9 +8,11 @@ async fn main() -> Result<(), Error> {
     let sdk = aws::sdk_config().await?;
     let deps = port_runner::Deps::from_env(&sdk).await?;
     let deps = &deps;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let summary = port_runner::handle(deps, &event.payload).await;
-        Ok::<_, Error>(serde_json::to_value(summary)?)
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<KafkaEvent>| async move {
+            let summary = port_runner::handle(deps, &event.payload).await;
+            Ok::<_, Error>(serde_json::to_value(summary)?)
+        },
+    ))
     .await
 }
