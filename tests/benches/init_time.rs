@@ -156,11 +156,7 @@ fn subjects(spigot: &Spigot) -> Vec<Subject> {
             env: function_env.clone(),
             // Refused at the signature check, before any call out.
             event: fixture("process_webhooks/bad-signature.json"),
-            expected: |outcome| {
-                matches!(outcome, Outcome::Response(body)
-                    if serde_json::from_slice::<Value>(body)
-                        .is_ok_and(|response| response["statusCode"] == 401))
-            },
+            expected: |outcome| answered(outcome, |response| response["statusCode"] == 401),
         },
         Subject {
             binary: "send_from_queue",
@@ -188,22 +184,14 @@ fn subjects(spigot: &Spigot) -> Vec<Subject> {
             ),
             // A hook with the wrong token is refused before any call out.
             event: fixture("gitlab_ingest/job-hook-bad-token.json"),
-            expected: |outcome| {
-                matches!(outcome, Outcome::Response(body)
-                    if serde_json::from_slice::<Value>(body)
-                        .is_ok_and(|response| response["statusCode"] == 401))
-            },
+            expected: |outcome| answered(outcome, |response| response["statusCode"] == 401),
         },
         Subject {
             binary: "port_runner",
             env: with(&function_env, &port_env()),
             // A batch without records: nothing to trigger.
             event: json!({"eventSource": "SelfManagedKafka", "records": {}}),
-            expected: |outcome| {
-                matches!(outcome, Outcome::Response(body)
-                    if serde_json::from_slice::<Value>(body)
-                        .is_ok_and(|summary| summary["records"] == 0))
-            },
+            expected: |outcome| answered(outcome, |summary| summary["records"] == 0),
         },
         Subject {
             binary: "aliecs_ingest",
@@ -216,23 +204,23 @@ fn subjects(spigot: &Spigot) -> Vec<Subject> {
             ),
             // A batch without records: nothing to index.
             event: json!({"eventSource": "SelfManagedKafka", "records": {}}),
-            expected: |outcome| {
-                matches!(outcome, Outcome::Response(body)
-                    if serde_json::from_slice::<Value>(body)
-                        .is_ok_and(|summary| summary["records"] == 0))
-            },
+            expected: |outcome| answered(outcome, |summary| summary["records"] == 0),
         },
         Subject {
             binary: "log_tailer",
             env: with(&function_env, &port_env()),
             event: json!({"Records": []}),
             expected: |outcome| {
-                matches!(outcome, Outcome::Response(body)
-                    if serde_json::from_slice::<Value>(body)
-                        .is_ok_and(|answer| answer["batchItemFailures"] == json!([])))
+                answered(outcome, |answer| answer["batchItemFailures"] == json!([]))
             },
         },
     ]
+}
+
+/// Whether the function answered with JSON that passes `check`.
+fn answered(outcome: &Outcome, check: impl Fn(&Value) -> bool) -> bool {
+    matches!(outcome, Outcome::Response(body)
+        if serde_json::from_slice::<Value>(body).is_ok_and(|answer| check(&answer)))
 }
 
 /// What port_runner and log_tailer read at init (none of it is called by the events).

@@ -3,10 +3,10 @@
 //! search server. Tests hand Kafka events to the handler themselves.
 
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::Value;
 use spigot_common::jenkins::builds::JobPath;
 use spigot_common::search::{SearchAuth, SearchClient};
-use spigot_local::kafka::{kafka_event, Record};
+use spigot_local::kafka::{kafka_batch_event, Record};
 use spigot_local::search_server::SearchServer;
 use spigot_local::stack::{eor_job, EOR_JOB};
 
@@ -105,25 +105,13 @@ impl AliecsWorld {
 /// One Kafka event holding `records` (topic, value), each topic on partition 0 with
 /// increasing offsets.
 pub fn kafka_batch(records: &[(&str, Vec<u8>)]) -> Value {
-    let mut event = kafka_event(&Record::default(), 0);
-    let mut all = serde_json::Map::new();
-    for (offset, (topic, value)) in records.iter().enumerate() {
-        let record = Record {
+    let records: Vec<Record> = records
+        .iter()
+        .map(|(topic, value)| Record {
             topic: (*topic).to_owned(),
-            partition: 0,
-            key: None,
             value: Bytes::from(value.clone()),
-            headers: Vec::new(),
-        };
-        let one = kafka_event(&record, offset as i64);
-        let key = format!("{topic}-0");
-        let entry = one["records"][&key][0].clone();
-        all.entry(key)
-            .or_insert_with(|| json!([]))
-            .as_array_mut()
-            .expect("an array")
-            .push(entry);
-    }
-    event["records"] = Value::Object(all);
-    event
+            ..Record::default()
+        })
+        .collect();
+    kafka_batch_event(records.iter().zip(0..))
 }

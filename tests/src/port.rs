@@ -17,7 +17,7 @@ use spigot_common::secrets::{JenkinsSecrets, Secret};
 use spigot_local::aws_emulator::MotoServer;
 use spigot_local::jenkins::builds::{BuildScript, SandboxJob};
 use spigot_local::jenkins::{SandboxJenkins, SandboxJenkinsConfig};
-use spigot_local::kafka::{kafka_event, Record};
+use spigot_local::kafka::{kafka_batch_event, Record};
 use spigot_local::port::{SandboxPort, SandboxRun};
 use spigot_local::resources::LocalResources;
 use spigot_local::stack::{example_job, EXAMPLE_ACTION, EXAMPLE_JOB};
@@ -152,27 +152,20 @@ impl PortWorld {
 
     /// One event holding a record per value, in order, on partition 0 of `ORG.runs`.
     pub fn kafka_batch(&self, values: &[Bytes]) -> Value {
-        let topic = format!("{ORG}.runs");
-        let entries: Vec<Value> = values
+        let records: Vec<Record> = values
             .iter()
-            .map(|value| {
-                let offset = self
-                    .offsets
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let record = Record {
-                    topic: topic.clone(),
-                    partition: 0,
-                    key: None,
-                    value: value.clone(),
-                    headers: Vec::new(),
-                };
-                let event = kafka_event(&record, offset);
-                event["records"][format!("{topic}-0")][0].clone()
+            .map(|value| Record {
+                topic: format!("{ORG}.runs"),
+                value: value.clone(),
+                ..Record::default()
             })
             .collect();
-        let mut event = kafka_event(&Record::default(), 0);
-        event["records"] = json!({ format!("{topic}-0"): entries });
-        event
+        kafka_batch_event(records.iter().map(|record| {
+            let offset = self
+                .offsets
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (record, offset)
+        }))
     }
 
     /// Hands `event` (JSON, as Lambda delivers it) to port_runner.

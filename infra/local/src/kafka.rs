@@ -96,6 +96,29 @@ fn as_json(body: &[u8]) -> Value {
 
 /// The Kafka event for one record at `offset`.
 pub fn kafka_event(record: &Record, offset: i64) -> Value {
+    kafka_batch_event([(record, offset)])
+}
+
+/// The Kafka event for several records, each at its offset, grouped by
+/// `topic-partition` in the order given.
+pub fn kafka_batch_event<'a>(records: impl IntoIterator<Item = (&'a Record, i64)>) -> Value {
+    let mut groups = serde_json::Map::new();
+    for (record, offset) in records {
+        let group = groups
+            .entry(format!("{}-{}", record.topic, record.partition))
+            .or_insert_with(|| json!([]));
+        if let Value::Array(entries) = group {
+            entries.push(record_entry(record, offset));
+        }
+    }
+    json!({
+        "eventSource": "SelfManagedKafka",
+        "bootstrapServers": BOOTSTRAP_SERVERS,
+        "records": groups,
+    })
+}
+
+fn record_entry(record: &Record, offset: i64) -> Value {
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let headers: Vec<Value> = record
         .headers
@@ -115,11 +138,7 @@ pub fn kafka_event(record: &Record, offset: i64) -> Value {
     if let Some(key) = &record.key {
         entry["key"] = Value::String(b64(key));
     }
-    json!({
-        "eventSource": "SelfManagedKafka",
-        "bootstrapServers": BOOTSTRAP_SERVERS,
-        "records": { format!("{}-{}", record.topic, record.partition): [entry] },
-    })
+    entry
 }
 
 #[cfg(test)]
