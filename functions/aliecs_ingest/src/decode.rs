@@ -1,10 +1,12 @@
 //! A record's message type comes from its topic (`reference/aliecs-kafka.md` §7): the
-//! legacy plugin's state notifications and active-runs lists, or an event-model
-//! `Event`. Unknown fields are skipped by prost, as protobuf wants.
+//! legacy plugin's state notifications and active-runs lists (read in place, see
+//! [`legacy`](crate::legacy)), or an event-model `Event` (prost). Unknown fields are
+//! skipped, as protobuf wants.
 
 use prost::Message as _;
 
-use crate::proto::{events, kafka};
+use crate::legacy;
+use crate::proto::events;
 
 /// What a legacy state notification says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,10 +21,11 @@ pub enum StateChange {
     StartActivity,
 }
 
+/// A record's message; the legacy ones borrow from the record.
 #[derive(Debug, Clone, PartialEq)]
-pub enum AliecsMessage {
-    State(StateChange, kafka::NewStateNotification),
-    ActiveRuns(kafka::ActiveRunsList),
+pub enum AliecsMessage<'a> {
+    State(StateChange, legacy::NewStateNotification<'a>),
+    ActiveRuns(legacy::ActiveRunsList<'a>),
     Event(Box<events::Event>),
 }
 
@@ -38,23 +41,23 @@ pub enum DecodeError {
 }
 
 /// Decodes `value` as the message type of `topic`.
-pub fn decode(topic: &str, value: &[u8]) -> Result<AliecsMessage, DecodeError> {
+pub fn decode<'a>(topic: &str, value: &'a [u8]) -> Result<AliecsMessage<'a>, DecodeError> {
     let protobuf = |message: &'static str| {
-        move |error: prost::DecodeError| DecodeError::Protobuf {
+        move |error: legacy::Reason| DecodeError::Protobuf {
             message,
-            reason: error.to_string(),
+            reason: error,
         }
     };
     let Some(rest) = topic.strip_prefix("aliecs.") else {
         return Err(DecodeError::UnknownTopic(topic.to_owned()));
     };
     let state = |change| {
-        kafka::NewStateNotification::decode(value)
+        legacy::new_state_notification(value)
             .map(|n| AliecsMessage::State(change, n))
             .map_err(protobuf("kafka.NewStateNotification"))
     };
     if rest.starts_with("env_list.") {
-        return kafka::ActiveRunsList::decode(value)
+        return legacy::active_runs_list(value)
             .map(AliecsMessage::ActiveRuns)
             .map_err(protobuf("kafka.ActiveRunsList"));
     }
@@ -74,7 +77,7 @@ pub fn decode(topic: &str, value: &[u8]) -> Result<AliecsMessage, DecodeError> {
     if event_topic {
         return events::Event::decode(value)
             .map(|event| AliecsMessage::Event(Box::new(event)))
-            .map_err(protobuf("events.Event"));
+            .map_err(|error| protobuf("events.Event")(error.to_string()));
     }
     Err(DecodeError::UnknownTopic(topic.to_owned()))
 }
@@ -102,9 +105,9 @@ mod tests {
         let env = n.env_info.unwrap();
         assert_eq!(env.environment_id, ENV);
         assert_eq!(env.run_number, Some(559_123));
-        assert_eq!(env.run_type.as_deref(), Some("PHYSICS"));
+        assert_eq!(env.run_type, Some("PHYSICS"));
         assert_eq!(env.state, "RUNNING");
-        assert_eq!(env.detectors, ["ITS"]);
+        assert_eq!(env.detectors.iter().collect::<Vec<_>>(), ["ITS"]);
         assert_eq!(env.enter_state_timestamp, T0 - 5_000);
     }
 
@@ -127,7 +130,7 @@ mod tests {
         };
         let env = n.env_info.unwrap();
         assert_eq!((env.run_number, env.run_type), (None, None));
-        assert_eq!(env.detectors, ["TPC"]);
+        assert_eq!(env.detectors.iter().collect::<Vec<_>>(), ["TPC"]);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! [`store`].
 
 pub mod decode;
+pub mod legacy;
 pub mod proto;
 pub mod runs;
 pub mod store;
@@ -109,7 +110,8 @@ pub enum IngestError {
 /// The documents of one batch, before they are written.
 pub struct Prepared<'a> {
     pub bulk: BulkWriter<'a>,
-    pub facts: Vec<runs::RunFacts>,
+    /// Every run the batch speaks of, its facts folded into one record.
+    pub runs: std::collections::BTreeMap<u32, runs::RunRecord>,
     pub summary: BatchSummary,
 }
 
@@ -118,17 +120,17 @@ pub struct Prepared<'a> {
 pub fn prepare<'a>(deps: &'a Deps, event: &KafkaEvent) -> Prepared<'a> {
     let mut prepared = Prepared {
         bulk: BulkWriter::new(&deps.search, BULK_BYTES),
-        facts: Vec::new(),
+        runs: Default::default(),
         summary: BatchSummary::default(),
     };
     let summary = &mut prepared.summary;
+    let mut runs = runs::BatchRuns::default();
     let mut source = Vec::with_capacity(512);
     // A batch's messages are mostly of one day: its index name is made once.
     let mut index: Option<(i64, String)> = None;
-    let records = event.records();
     // A timeline document with its action line is a few hundred bytes.
-    prepared.bulk.reserve(records.len() * 512);
-    for record in records {
+    prepared.bulk.reserve(event.len() * 512);
+    for record in event.records() {
         summary.records += 1;
         let record = match record {
             Ok(record) => record,
@@ -138,7 +140,7 @@ pub fn prepare<'a>(deps: &'a Deps, event: &KafkaEvent) -> Prepared<'a> {
                 continue;
             }
         };
-        let message = match decode::decode(&record.topic, &record.value) {
+        let message = match decode::decode(record.topic, record.value) {
             Ok(message) => message,
             Err(error @ DecodeError::UnknownTopic(_)) => {
                 tracing::warn!(record = %record.position(), %error, "record skipped");
@@ -155,9 +157,9 @@ pub fn prepare<'a>(deps: &'a Deps, event: &KafkaEvent) -> Prepared<'a> {
         let ms = timeline::message_ms(&message)
             .or(record.timestamp)
             .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp() * 1000);
-        let doc = timeline::document(&record.topic, &message, ms);
+        let doc = timeline::document(record.topic, &message, ms);
         source.clear();
-        serde_json::to_writer(&mut source, &doc).expect("a timeline document serialises");
+        doc.write_json(&mut source);
         let day = ms.div_euclid(runs::DAY_MS);
         let index = match &mut index {
             Some((cached, name)) if *cached == day => name,
@@ -165,11 +167,12 @@ pub fn prepare<'a>(deps: &'a Deps, event: &KafkaEvent) -> Prepared<'a> {
         };
         prepared.bulk.create(
             index,
-            &timeline::document_id(&record.topic, &record.value),
+            timeline::document_id(record.topic, record.value).as_str(),
             &source,
         );
-        prepared.facts.extend(runs::facts(&message));
+        runs.absorb(&message);
     }
+    prepared.runs = runs.into_records();
     prepared
 }
 
@@ -179,7 +182,7 @@ pub fn prepare<'a>(deps: &'a Deps, event: &KafkaEvent) -> Prepared<'a> {
 pub async fn handle(deps: &Deps, event: &KafkaEvent) -> Result<BatchSummary, IngestError> {
     let Prepared {
         bulk,
-        facts,
+        runs,
         mut summary,
     } = prepare(deps, event);
     // Nothing to index (Lambda does not send empty batches; a test invoke might): no
@@ -208,7 +211,7 @@ pub async fn handle(deps: &Deps, event: &KafkaEvent) -> Result<BatchSummary, Ing
         index: &runs_index,
         eor: deps.eor.as_ref(),
     }
-    .apply(facts)
+    .apply(runs)
     .await?;
     summary.runs_updated = applied.updated;
     summary.runs_unchanged = applied.unchanged;

@@ -1,14 +1,16 @@
 //! Run records: one per run number, merged from every message that mentions the run.
-//! A message gives [`RunFacts`]; [`RunRecord::merge`] folds them in so that the record
-//! does not depend on the order or the number of times the messages arrive: start and
-//! end are the earliest signals, detectors a union, how it ended the most telling
-//! reason. Facts: `reference/aliecs-kafka.md` §3 (legacy SOR / EOR) and §4 (`aliecs.run`).
+//! A message gives [`RunFacts`]; [`RunRecord::absorb`] folds them in (a batch's into one
+//! record per run, [`BatchRuns`]; that into the stored one, [`RunRecord::absorb_record`])
+//! so that the record does not depend on the order or the number of times the messages
+//! arrive: start and end are the earliest signals, detectors a union, how it ended the
+//! most telling reason. Facts: `reference/aliecs-kafka.md` §3 (legacy SOR / EOR) and §4 (`aliecs.run`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{AliecsMessage, StateChange};
+use crate::legacy::{Detectors, EnvInfo, NewStateNotification};
 use crate::proto::events::{self, event::Payload, OpStatus};
 
 /// How a run ended, from least to most telling.
@@ -25,47 +27,60 @@ pub enum Ending {
     Error,
 }
 
-/// A moment of a run, with who asked for it when known.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A moment of a run, with who asked for it when known. Stored with its time in RFC 3339
+/// too (`at`, for people and dashboards), which is written from `ms`, not kept.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Moment {
     /// Milliseconds since the epoch.
     pub ms: i64,
-    /// RFC 3339, for people and dashboards.
-    pub at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub user: Option<String>,
 }
 
 impl Moment {
     pub fn new(ms: i64, user: Option<String>) -> Moment {
-        Moment {
-            ms,
-            at: rfc3339_ms(ms),
-            user,
-        }
+        Moment { ms, user }
     }
 
-    /// The earlier; on a tie the one with a user, then the smaller user: a total order,
-    /// so that merging commutes.
-    fn earliest(a: Option<Moment>, b: Option<Moment>) -> Option<Moment> {
-        match (a, b) {
-            (Some(a), Some(b)) => Some(std::cmp::min_by(a, b, |a, b| {
-                (a.ms, a.user.is_none(), &a.user).cmp(&(b.ms, b.user.is_none(), &b.user))
-            })),
-            (a, b) => a.or(b),
-        }
+    pub fn at(&self) -> Rfc3339 {
+        Rfc3339::new(self.ms)
     }
 }
 
-/// What one message says about a run.
+impl Serialize for Moment {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Stored<'a> {
+            ms: i64,
+            at: Rfc3339,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            user: Option<&'a str>,
+        }
+        Stored {
+            ms: self.ms,
+            at: self.at(),
+            user: self.user.as_deref(),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// When a run started or ended, and who asked, as a message says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signal<'a> {
+    pub ms: i64,
+    pub user: Option<&'a str>,
+}
+
+/// What one message says about a run, borrowed from the message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RunFacts {
+pub struct RunFacts<'a> {
     pub run_number: u32,
-    pub environment_id: Option<String>,
-    pub run_type: Option<String>,
-    pub detectors: BTreeSet<String>,
-    pub start: Option<Moment>,
-    pub end: Option<Moment>,
+    pub environment_id: Option<&'a str>,
+    pub run_type: Option<&'a str>,
+    pub detectors: Option<&'a Detectors<'a>>,
+    pub start: Option<Signal<'a>>,
+    pub end: Option<Signal<'a>>,
     pub ending: Option<Ending>,
     /// `legacy` or `events`.
     pub source: &'static str,
@@ -100,94 +115,189 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// The record with `facts` folded in.
-    pub fn merge(&self, facts: &RunFacts) -> RunRecord {
-        let smaller = |a: &Option<String>, b: &Option<String>| match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b).clone()),
-            (a, b) => a.clone().or_else(|| b.clone()),
-        };
-        let mut merged = RunRecord {
-            run_number: facts.run_number,
-            environment_id: smaller(&self.environment_id, &facts.environment_id),
-            run_type: smaller(&self.run_type, &facts.run_type),
-            detectors: self.detectors.union(&facts.detectors).cloned().collect(),
-            start: Moment::earliest(self.start.clone(), facts.start.clone()),
-            end: Moment::earliest(self.end.clone(), facts.end.clone()),
-            ended: self.ended.max(facts.ending),
-            sources: self.sources.clone(),
-            eor_build_queued: self.eor_build_queued,
-            ..RunRecord::default()
-        };
-        merged.sources.insert(facts.source.to_owned());
-        merged.duration_ms = match (&merged.start, &merged.end) {
+    /// Folds `facts` in, in place: it allocates only for what is new. Call
+    /// [`refresh`](Self::refresh) after the last.
+    pub fn absorb(&mut self, facts: &RunFacts<'_>) {
+        self.run_number = facts.run_number;
+        keep_smaller(&mut self.environment_id, facts.environment_id);
+        keep_smaller(&mut self.run_type, facts.run_type);
+        for detector in facts.detectors.into_iter().flat_map(Detectors::iter) {
+            add(&mut self.detectors, detector);
+        }
+        if let Some(start) = facts.start {
+            keep_earliest(&mut self.start, start.ms, start.user);
+        }
+        if let Some(end) = facts.end {
+            keep_earliest(&mut self.end, end.ms, end.user);
+        }
+        self.ended = self.ended.max(facts.ending);
+        add(&mut self.sources, facts.source);
+    }
+
+    /// Folds another record of the run in (the batch's into the stored one): the same
+    /// rules as [`absorb`](Self::absorb), and then [`refresh`](Self::refresh).
+    pub fn absorb_record(&mut self, other: &RunRecord) {
+        // One run's records; 0 is a record with nothing in it yet.
+        self.run_number = self.run_number.max(other.run_number);
+        keep_smaller(&mut self.environment_id, other.environment_id.as_deref());
+        keep_smaller(&mut self.run_type, other.run_type.as_deref());
+        for detector in &other.detectors {
+            add(&mut self.detectors, detector);
+        }
+        for (mine, theirs) in [(&mut self.start, &other.start), (&mut self.end, &other.end)] {
+            if let Some(moment) = theirs {
+                keep_earliest(mine, moment.ms, moment.user.as_deref());
+            }
+        }
+        self.ended = self.ended.max(other.ended);
+        for source in &other.sources {
+            add(&mut self.sources, source);
+        }
+        self.eor_build_queued |= other.eor_build_queued;
+        self.refresh();
+    }
+
+    /// The duration and status, from the start and end.
+    pub fn refresh(&mut self) {
+        self.duration_ms = match (&self.start, &self.end) {
             (Some(start), Some(end)) => Some((end.ms - start.ms).max(0)),
             _ => None,
         };
-        merged.status = if merged.end.is_some() {
+        let status = if self.end.is_some() {
             "ended"
         } else {
             "running"
+        };
+        if self.status != status {
+            self.status = status.into();
         }
-        .into();
-        merged
+    }
+}
+
+/// The smaller of two values, a value rather than none: a choice that does not depend on
+/// the order they come in.
+fn keep_smaller(slot: &mut Option<String>, new: Option<&str>) {
+    if let Some(new) = new {
+        if slot.as_deref().is_none_or(|current| new < current) {
+            *slot = Some(new.to_owned());
+        }
+    }
+}
+
+/// The earlier moment; on a tie the one with a user, then the smaller user: a total
+/// order, so that folding commutes.
+fn keep_earliest(slot: &mut Option<Moment>, ms: i64, user: Option<&str>) {
+    let key = (ms, user.is_none(), user);
+    if slot
+        .as_ref()
+        .is_none_or(|m| key < (m.ms, m.user.is_none(), m.user.as_deref()))
+    {
+        *slot = Some(Moment::new(ms, user.map(str::to_owned)));
+    }
+}
+
+fn add(set: &mut BTreeSet<String>, value: &str) {
+    if !set.contains(value) {
+        set.insert(value.to_owned());
+    }
+}
+
+/// The run records of one batch, each message's facts folded in as it is read.
+#[derive(Debug, Default)]
+pub struct BatchRuns {
+    /// Each run's record so far, and the wire bytes of the detectors folded in last.
+    runs: BTreeMap<u32, (RunRecord, Vec<u8>)>,
+}
+
+impl BatchRuns {
+    pub fn absorb(&mut self, message: &AliecsMessage<'_>) {
+        for mut facts in facts(message) {
+            let (record, folded) = self.runs.entry(facts.run_number).or_default();
+            // A run's messages mostly repeat its detector list byte for byte.
+            if let Some(wire) = facts.detectors.and_then(Detectors::wire) {
+                if wire == folded.as_slice() {
+                    facts.detectors = None;
+                } else {
+                    folded.clear();
+                    folded.extend_from_slice(wire);
+                }
+            }
+            record.absorb(&facts);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.runs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// Every run's record, by run number.
+    pub fn into_records(self) -> BTreeMap<u32, RunRecord> {
+        self.runs
+            .into_iter()
+            .map(|(run, (mut record, _))| {
+                record.refresh();
+                (run, record)
+            })
+            .collect()
     }
 }
 
 /// What `message` says about runs: none, one, or one per active run.
-pub fn facts(message: &AliecsMessage) -> Vec<RunFacts> {
-    match message {
-        AliecsMessage::State(change, notification) => {
-            let Some(env) = &notification.env_info else {
-                return Vec::new();
-            };
-            let Some(run_number) = env.run_number.filter(|n| *n > 0) else {
-                return Vec::new();
-            };
-            let mut facts = legacy_facts(env, run_number);
-            let entered = (env.enter_state_timestamp > 0).then_some(env.enter_state_timestamp);
-            let sent = notification.timestamp as i64;
-            match (change, env.state.as_str()) {
-                // SOR: the time RUNNING was entered.
-                (StateChange::Enter, "RUNNING") => {
-                    facts.start = Some(Moment::new(entered.unwrap_or(sent as u64) as i64, None));
-                }
-                // EOR: sent on leaving RUNNING, which it still says; it carries when RUNNING
-                // was entered too.
-                (StateChange::Leave, "RUNNING") => {
-                    facts.start = entered.map(|ms| Moment::new(ms as i64, None));
-                    facts.end = Some(Moment::new(sent, None));
-                    facts.ending = Some(Ending::Unknown);
-                }
-                // The start-of-run hooks: the run number is assigned.
-                (StateChange::StartActivity, _) => {
-                    facts.start = Some(Moment::new(sent, None));
-                }
-                _ => {}
-            }
-            vec![facts]
-        }
+pub fn facts<'a, 'm>(message: &'m AliecsMessage<'a>) -> impl Iterator<Item = RunFacts<'m>> {
+    let (one, list) = match message {
+        AliecsMessage::State(change, notification) => (state_facts(*change, notification), &[][..]),
         // A snapshot: who runs what, no times.
-        AliecsMessage::ActiveRuns(list) => list
-            .active_runs
-            .iter()
-            .filter_map(|env| {
-                let run_number = env.run_number.filter(|n| *n > 0)?;
-                Some(legacy_facts(env, run_number))
-            })
-            .collect(),
+        AliecsMessage::ActiveRuns(list) => (None, &list.active_runs[..]),
         AliecsMessage::Event(event) => match &event.payload {
-            Some(Payload::RunEvent(run)) if run.run_number > 0 => vec![run_event_facts(event, run)],
-            _ => Vec::new(),
+            Some(Payload::RunEvent(run)) if run.run_number > 0 => {
+                (Some(run_event_facts(event, run)), &[][..])
+            }
+            _ => (None, &[][..]),
         },
-    }
+    };
+    one.into_iter().chain(list.iter().filter_map(|env| {
+        let run_number = env.run_number.filter(|n| *n > 0)?;
+        Some(legacy_facts(env, run_number))
+    }))
 }
 
-fn legacy_facts(env: &crate::proto::kafka::EnvInfo, run_number: u32) -> RunFacts {
+fn state_facts<'m>(
+    change: StateChange,
+    notification: &'m NewStateNotification<'_>,
+) -> Option<RunFacts<'m>> {
+    let env = notification.env_info.as_ref()?;
+    let run_number = env.run_number.filter(|n| *n > 0)?;
+    let mut facts = legacy_facts(env, run_number);
+    let entered = (env.enter_state_timestamp > 0).then_some(env.enter_state_timestamp as i64);
+    let sent = notification.timestamp as i64;
+    let at = |ms| Some(Signal { ms, user: None });
+    match (change, env.state) {
+        // SOR: the time RUNNING was entered.
+        (StateChange::Enter, "RUNNING") => facts.start = at(entered.unwrap_or(sent)),
+        // EOR: sent on leaving RUNNING, which it still says; it carries when RUNNING
+        // was entered too.
+        (StateChange::Leave, "RUNNING") => {
+            facts.start = entered.and_then(at);
+            facts.end = at(sent);
+            facts.ending = Some(Ending::Unknown);
+        }
+        // The start-of-run hooks: the run number is assigned.
+        (StateChange::StartActivity, _) => facts.start = at(sent),
+        _ => {}
+    }
+    Some(facts)
+}
+
+fn legacy_facts<'m>(env: &'m EnvInfo<'_>, run_number: u32) -> RunFacts<'m> {
     RunFacts {
         run_number,
-        environment_id: non_empty(&env.environment_id),
-        run_type: env.run_type.as_deref().and_then(non_empty),
-        detectors: env.detectors.iter().cloned().collect(),
+        environment_id: some(env.environment_id),
+        run_type: env.run_type.and_then(some),
+        detectors: Some(&env.detectors),
         source: "legacy",
         ..RunFacts::default()
     }
@@ -195,31 +305,31 @@ fn legacy_facts(env: &crate::proto::kafka::EnvInfo, run_number: u32) -> RunFacts
 
 /// `aliecs.run`: START_ACTIVITY STARTED is the start (as Bookkeeping and QC take it);
 /// STOP_ACTIVITY, GO_ERROR or TEARDOWN STARTED the end, and how.
-fn run_event_facts(event: &events::Event, run: &events::EvRunEvent) -> RunFacts {
-    let user = run
-        .last_request_user
-        .as_ref()
-        .and_then(|u| non_empty(&u.name));
-    let moment = || Some(Moment::new(event.timestamp, user.clone()));
+fn run_event_facts<'m>(event: &'m events::Event, run: &'m events::EvRunEvent) -> RunFacts<'m> {
+    let user = run.last_request_user.as_ref().and_then(|u| some(&u.name));
+    let moment = Some(Signal {
+        ms: event.timestamp,
+        user,
+    });
     let mut facts = RunFacts {
         run_number: run.run_number,
-        environment_id: non_empty(&run.environment_id),
+        environment_id: some(&run.environment_id),
         source: "events",
         ..RunFacts::default()
     };
     let started = run.transition_status == OpStatus::Started as i32;
     match run.transition.as_str() {
-        "START_ACTIVITY" if started => facts.start = moment(),
+        "START_ACTIVITY" if started => facts.start = moment,
         "STOP_ACTIVITY" if started => {
-            facts.end = moment();
+            facts.end = moment;
             facts.ending = Some(Ending::Normal);
         }
         "GO_ERROR" => {
-            facts.end = moment();
+            facts.end = moment;
             facts.ending = Some(Ending::Error);
         }
         "TEARDOWN" => {
-            facts.end = moment();
+            facts.end = moment;
             facts.ending = Some(Ending::Teardown);
         }
         _ => {}
@@ -227,51 +337,74 @@ fn run_event_facts(event: &events::Event, run: &events::EvRunEvent) -> RunFacts 
     facts
 }
 
-pub(crate) fn non_empty(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_owned())
+/// The text, when there is some.
+pub(crate) fn some(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
 }
 
 pub const DAY_MS: i64 = 86_400_000;
 
-/// Milliseconds since the epoch as RFC 3339 with milliseconds (UTC); the epoch when the
-/// year would not have four digits. Written by hand: every timeline document takes two,
-/// and the `time` crate's formatter was a tenth of the ingest's time.
-pub fn rfc3339_ms(ms: i64) -> String {
-    let (days, in_day) = (ms.div_euclid(DAY_MS), ms.rem_euclid(DAY_MS));
-    let (year, month, day) = civil_from_days(days);
-    let (year, month, day, in_day) = if (0..=9999).contains(&year) {
-        (year, month, day, in_day)
-    } else {
-        (1970, 1, 1, 0)
-    };
-    let mut out = [0u8; 24];
-    let mut put = |at: usize, value: i64, width: usize| {
-        let mut value = value;
-        for i in (at..at + width).rev() {
-            out[i] = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
-    };
-    put(0, year, 4);
-    put(5, month, 2);
-    put(8, day, 2);
-    put(11, in_day / 3_600_000, 2);
-    put(14, in_day / 60_000 % 60, 2);
-    put(17, in_day / 1000 % 60, 2);
-    put(20, in_day % 1000, 3);
-    for (at, separator) in [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b'T'),
-        (13, b':'),
-        (16, b':'),
-        (19, b'.'),
-        (23, b'Z'),
-    ] {
-        out[at] = separator;
+/// Milliseconds since the epoch as RFC 3339 with milliseconds (UTC), on the stack; the
+/// epoch when the year would not have four digits. Written by hand: every timeline
+/// document takes one or two, and the `time` crate's formatter was a tenth of the
+/// ingest's time.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Rfc3339([u8; 24]);
+
+impl Default for Rfc3339 {
+    fn default() -> Rfc3339 {
+        Rfc3339::new(0)
     }
-    // ASCII digits and separators: always UTF-8.
-    String::from_utf8(out.to_vec()).unwrap_or_default()
+}
+
+impl Rfc3339 {
+    pub fn new(ms: i64) -> Rfc3339 {
+        let (days, in_day) = (ms.div_euclid(DAY_MS), ms.rem_euclid(DAY_MS));
+        let (year, month, day) = civil_from_days(days);
+        let (year, month, day, in_day) = if (0..=9999).contains(&year) {
+            (year, month, day, in_day)
+        } else {
+            (1970, 1, 1, 0)
+        };
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, value: i64, width: usize| {
+            let mut value = value;
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, year, 4);
+        put(5, month, 2);
+        put(8, day, 2);
+        put(11, in_day / 3_600_000, 2);
+        put(14, in_day / 60_000 % 60, 2);
+        put(17, in_day / 1000 % 60, 2);
+        put(20, in_day % 1000, 3);
+        Rfc3339(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // ASCII digits and separators: always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// [`Rfc3339`] as a string.
+pub fn rfc3339_ms(ms: i64) -> String {
+    Rfc3339::new(ms).as_str().to_owned()
 }
 
 /// Year, month, day of a day number (days since 1970-01-01), proleptic Gregorian
@@ -295,56 +428,73 @@ mod tests {
     use crate::decode::decode;
     use crate::wire::*;
 
-    fn facts_of(topic: &str, bytes: &[u8]) -> Vec<RunFacts> {
-        facts(&decode(topic, bytes).unwrap())
+    /// Records' bytes, decoded; facts borrow from them.
+    struct Messages(Vec<(&'static str, Vec<u8>)>);
+
+    impl Messages {
+        fn decoded(&self) -> Vec<AliecsMessage<'_>> {
+            self.0
+                .iter()
+                .map(|(topic, bytes)| decode(topic, bytes).unwrap())
+                .collect()
+        }
+    }
+
+    fn facts_of<'m>(messages: &'m [AliecsMessage<'m>]) -> Vec<RunFacts<'m>> {
+        messages.iter().flat_map(|m| facts(m)).collect()
     }
 
     /// The messages of one run, both generations: SOSOR, enter RUNNING, the active list,
     /// SOEOR (stopped by a user), leave RUNNING.
-    fn one_run() -> Vec<RunFacts> {
+    fn one_run() -> Messages {
         let run = 559_123;
         let entered = T0 + 2_000;
-        [
-            facts_of(
+        Messages(vec![
+            (
                 "aliecs.run",
-                &run_event(T0, run, "START_ACTIVITY", 1, "CONFIGURED", "anna"),
+                run_event(T0, run, "START_ACTIVITY", 1, "CONFIGURED", "anna"),
             ),
-            facts_of(
+            (
                 "aliecs.env_state.RUNNING",
-                &notification(
+                notification(
                     &env_info(Some(run), "RUNNING", &["TPC", "ITS"], entered),
                     entered,
                 ),
             ),
-            facts_of(
+            (
                 "aliecs.env_list.RUNNING",
-                &cat(&[
+                cat(&[
                     len(1, &env_info(Some(run), "RUNNING", &["MCH"], entered)),
                     int(2, entered),
                 ]),
             ),
-            facts_of(
+            (
                 "aliecs.run",
-                &run_event(T0 + 60_000, run, "STOP_ACTIVITY", 1, "RUNNING", "ben"),
+                run_event(T0 + 60_000, run, "STOP_ACTIVITY", 1, "RUNNING", "ben"),
             ),
-            facts_of(
+            (
                 "aliecs.env_leave_state.RUNNING",
-                &notification(
+                notification(
                     &env_info(Some(run), "RUNNING", &["TPC", "ITS"], entered),
                     T0 + 61_000,
                 ),
             ),
-        ]
-        .concat()
+        ])
     }
 
     fn fold(facts: &[RunFacts]) -> RunRecord {
-        facts.iter().fold(RunRecord::default(), |r, f| r.merge(f))
+        let mut record = RunRecord::default();
+        for f in facts {
+            record.absorb(f);
+        }
+        record.refresh();
+        record
     }
 
     #[test]
     fn a_run_record_holds_start_end_duration_and_who() {
-        let record = fold(&one_run());
+        let messages = one_run();
+        let record = fold(&facts_of(&messages.decoded()));
         assert_eq!(record.run_number, 559_123);
         assert_eq!(record.environment_id.as_deref(), Some(ENV));
         assert_eq!(record.run_type.as_deref(), Some("PHYSICS"));
@@ -358,7 +508,14 @@ mod tests {
         );
         let start = record.start.clone().unwrap();
         assert_eq!((start.ms, start.user.as_deref()), (T0 as i64, Some("anna")));
-        assert_eq!(start.at, "2025-11-22T10:00:00.000Z");
+        assert_eq!(start.at().as_str(), "2025-11-22T10:00:00.000Z");
+        // Stored with its RFC 3339 time, read back without it.
+        let stored = serde_json::to_value(&start).unwrap();
+        assert_eq!(
+            stored,
+            serde_json::json!({"ms": T0, "at": "2025-11-22T10:00:00.000Z", "user": "anna"})
+        );
+        assert_eq!(serde_json::from_value::<Moment>(stored).unwrap(), start);
         let end = record.end.clone().unwrap();
         assert_eq!(
             (end.ms, end.user.as_deref()),
@@ -379,7 +536,9 @@ mod tests {
 
     #[test]
     fn any_order_and_any_repeats_give_the_same_record() {
-        let facts = one_run();
+        let messages = one_run();
+        let decoded = messages.decoded();
+        let facts = facts_of(&decoded);
         let expected = fold(&facts);
         // Every rotation and its reverse, each message twice.
         for shift in 0..facts.len() {
@@ -390,68 +549,114 @@ mod tests {
             order.reverse();
             assert_eq!(fold(&order), expected, "reversed rotation {shift}");
         }
-        // Merging what is merged already changes nothing.
+        // Folding what is folded already changes nothing.
         for f in &facts {
-            assert_eq!(expected.merge(f), expected);
+            let mut again = expected.clone();
+            again.absorb(f);
+            again.refresh();
+            assert_eq!(again, expected);
         }
+        // Records of parts of the run folded into each other, either way round, give
+        // the record of the whole: a batch's record into the stored one.
+        for split in 0..=facts.len() {
+            let (first, second) = (fold(&facts[..split]), fold(&facts[split..]));
+            for (mut into, from) in [(first.clone(), &second), (second.clone(), &first)] {
+                into.absorb_record(from);
+                assert_eq!(into, expected, "split at {split}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_folds_each_run_once_whatever_the_order() {
+        let messages = one_run();
+        let decoded = messages.decoded();
+        let expected = fold(&facts_of(&decoded));
+        let mut batch = BatchRuns::default();
+        for message in decoded.iter().rev().chain(&decoded) {
+            batch.absorb(message);
+        }
+        let other = Messages(vec![(
+            "aliecs.env_state.RUNNING",
+            notification(&env_info(Some(7), "RUNNING", &["ZDC"], T0), T0),
+        )]);
+        let other = other.decoded();
+        batch.absorb(&other[0]);
+        assert_eq!(batch.len(), 2);
+        let records = batch.into_records();
+        assert_eq!(records[&559_123], expected);
+        assert_eq!(records[&7].detectors, BTreeSet::from(["ZDC".to_owned()]));
+        assert_eq!(records[&7].status, "running");
     }
 
     #[test]
     fn legacy_messages_alone_give_the_duration_from_the_end_message() {
         let entered = T0 + 2_000;
-        let eor = facts_of(
-            "aliecs.env_leave_state.RUNNING",
-            &notification(
-                &env_info(Some(7), "RUNNING", &["ITS"], entered),
-                entered + 90_000,
+        let messages = Messages(vec![
+            (
+                "aliecs.env_leave_state.RUNNING",
+                notification(
+                    &env_info(Some(7), "RUNNING", &["ITS"], entered),
+                    entered + 90_000,
+                ),
             ),
-        );
+            (
+                "aliecs.env_state.RUNNING",
+                notification(&env_info(Some(7), "RUNNING", &["ITS"], entered), entered),
+            ),
+        ]);
+        let decoded = messages.decoded();
+        let (eor, sor) = (facts_of(&decoded[..1]), facts_of(&decoded[1..]));
         // End of run before (or without) its start.
         let record = fold(&eor);
         assert_eq!(record.start.as_ref().map(|m| m.ms), Some(entered as i64));
         assert_eq!(record.duration_ms, Some(90_000));
         assert_eq!(record.ended, Some(Ending::Unknown));
-        let sor = facts_of(
-            "aliecs.env_state.RUNNING",
-            &notification(&env_info(Some(7), "RUNNING", &["ITS"], entered), entered),
-        );
-        assert_eq!(
-            record.merge(&sor[0]),
-            fold(&[sor[0].clone(), eor[0].clone()])
-        );
-        assert_eq!(record.merge(&sor[0]).duration_ms, Some(90_000));
+        let both = fold(&[eor[0].clone(), sor[0].clone()]);
+        assert_eq!(both, fold(&[sor[0].clone(), eor[0].clone()]));
+        assert_eq!(both.duration_ms, Some(90_000));
     }
 
     #[test]
     fn errors_and_teardowns_say_how_the_run_ended() {
-        let stop = facts_of(
-            "aliecs.run",
-            &run_event(T0, 9, "STOP_ACTIVITY", 1, "RUNNING", ""),
-        );
-        let error = facts_of(
-            "aliecs.run",
-            &run_event(T0 + 5, 9, "GO_ERROR", 1, "RUNNING", ""),
-        );
-        let teardown = facts_of(
-            "aliecs.run",
-            &run_event(T0 + 9, 9, "TEARDOWN", 1, "RUNNING", ""),
-        );
+        let messages = Messages(vec![
+            (
+                "aliecs.run",
+                run_event(T0, 9, "STOP_ACTIVITY", 1, "RUNNING", ""),
+            ),
+            (
+                "aliecs.run",
+                run_event(T0 + 5, 9, "GO_ERROR", 1, "RUNNING", ""),
+            ),
+            (
+                "aliecs.run",
+                run_event(T0 + 9, 9, "TEARDOWN", 1, "RUNNING", ""),
+            ),
+            // No run number, no record: environment-only messages.
+            (
+                "aliecs.env_state.CONFIGURED",
+                notification(&env_info(None, "CONFIGURED", &["ITS"], T0), T0),
+            ),
+            ("aliecs.env_list.RUNNING", int(2, T0)),
+            // START_ACTIVITY DONE_OK (EOSOR) is not the start.
+            (
+                "aliecs.run",
+                run_event(T0, 9, "START_ACTIVITY", 3, "RUNNING", ""),
+            ),
+        ]);
+        let decoded = messages.decoded();
+        let [stop, error, teardown, configured, empty_list, done]: [Vec<RunFacts>; 6] = decoded
+            .iter()
+            .map(|m| facts(m).collect())
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap();
         assert_eq!(fold(&teardown).ended, Some(Ending::Teardown));
-        let all = fold(&[error.clone(), stop, teardown].concat());
+        let all = fold(&[error, stop, teardown].concat());
         assert_eq!(all.ended, Some(Ending::Error));
         assert_eq!(all.end.unwrap().ms, T0 as i64, "the first sign of the end");
-        // No run number, no record: environment-only messages.
-        assert!(facts_of(
-            "aliecs.env_state.CONFIGURED",
-            &notification(&env_info(None, "CONFIGURED", &["ITS"], T0), T0)
-        )
-        .is_empty());
-        assert!(facts_of("aliecs.env_list.RUNNING", &int(2, T0)).is_empty());
-        // START_ACTIVITY DONE_OK (EOSOR) is not the start.
-        let done = facts_of(
-            "aliecs.run",
-            &run_event(T0, 9, "START_ACTIVITY", 3, "RUNNING", ""),
-        );
+        assert!(configured.is_empty());
+        assert!(empty_list.is_empty());
         assert_eq!(done[0].start, None);
     }
 

@@ -13,7 +13,7 @@ use spigot_common::envelope::Envelope;
 use spigot_common::jenkins::builds::JobPath;
 use spigot_common::search::{SearchClient, SearchError};
 
-use crate::runs::{RunFacts, RunRecord};
+use crate::runs::RunRecord;
 
 /// Tries of one run's read-merge-write against concurrent writers.
 const MERGE_ATTEMPTS: u32 = 8;
@@ -81,15 +81,11 @@ pub struct RunStore<'a> {
 }
 
 impl RunStore<'_> {
-    /// Merges every run's facts into its record.
-    pub async fn apply(&self, facts: Vec<RunFacts>) -> Result<RunsApplied, StoreError> {
-        let mut by_run: BTreeMap<u32, Vec<RunFacts>> = BTreeMap::new();
-        for fact in facts {
-            by_run.entry(fact.run_number).or_default().push(fact);
-        }
+    /// Merges every run's record of the batch into the stored one.
+    pub async fn apply(&self, batch: BTreeMap<u32, RunRecord>) -> Result<RunsApplied, StoreError> {
         let mut applied = RunsApplied::default();
         let results: Vec<Result<(bool, bool), StoreError>> =
-            futures::future::join_all(by_run.iter().map(|(run, facts)| self.merge(*run, facts)))
+            futures::future::join_all(batch.iter().map(|(run, record)| self.merge(*run, record)))
                 .await;
         for result in results {
             let (changed, queued) = result?;
@@ -104,15 +100,12 @@ impl RunStore<'_> {
     }
 
     /// One run: (whether the record changed, whether its end-of-run build was queued).
-    async fn merge(&self, run: u32, facts: &[RunFacts]) -> Result<(bool, bool), StoreError> {
+    async fn merge(&self, run: u32, batch: &RunRecord) -> Result<(bool, bool), StoreError> {
         let mut queued = false;
         for _ in 0..MERGE_ATTEMPTS {
             let (stored, version) = self.read(run).await?;
-            let mut merged = facts
-                .iter()
-                .fold(stored.clone().unwrap_or_default(), |record, f| {
-                    record.merge(f)
-                });
+            let mut merged = stored.clone().unwrap_or_default();
+            merged.absorb_record(batch);
             if Some(&merged) == stored.as_ref() {
                 return Ok((false, queued));
             }

@@ -2,19 +2,24 @@
 //! environment, state, run and transition flattened out so that a dashboard can filter
 //! on them. The id is a digest of the topic and the message bytes: a redelivered
 //! message is the same document (`create` answers 409), two different ones never are.
+//!
+//! A document is written by [`TimelineDoc::write_json`], by hand, not through serde:
+//! one per record of large batches, and most of its text needs no escaping. Its serde
+//! form is the reference the tests hold it to, byte for byte.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::decode::{AliecsMessage, StateChange};
+use crate::legacy::{Detectors, EnvInfo};
 use crate::proto::events::{event::Payload, OpStatus};
-use crate::runs::rfc3339_ms;
+use crate::runs::Rfc3339;
 
 /// A timeline document.
 #[derive(Debug, Default, Serialize)]
 pub struct TimelineDoc<'a> {
     #[serde(rename = "@timestamp")]
-    pub timestamp: String,
+    pub timestamp: Rfc3339,
     pub event: EventFields,
     pub aliecs: AliecsFields<'a>,
 }
@@ -39,10 +44,10 @@ pub struct AliecsFields<'a> {
     pub run_number: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_type: Option<&'a str>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    pub detectors: &'a [String],
+    #[serde(skip_serializing_if = "no_detectors")]
+    pub detectors: Option<&'a Detectors<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub enter_state_at: Option<String>,
+    pub enter_state_at: Option<Rfc3339>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transition: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,31 +60,76 @@ pub struct AliecsFields<'a> {
     pub message: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<&'a str>,
-    /// ActiveRunsList: the runs going on, as `environment/run`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub active_runs: Vec<ActiveRun<'a>>,
+    /// ActiveRunsList: the runs going on.
+    #[serde(skip_serializing_if = "ActiveRuns::is_empty")]
+    pub active_runs: ActiveRuns<'a>,
     /// `timestampNano` of an event (its full epoch time).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp_nano: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct ActiveRun<'a> {
-    pub environment_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub run_number: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub run_type: Option<&'a str>,
-    pub detectors: &'a [String],
+fn no_detectors(detectors: &Option<&Detectors<'_>>) -> bool {
+    detectors.is_none_or(|d| d.is_empty())
 }
 
-/// The document id of a message: the topic and the bytes.
-pub fn document_id(topic: &str, value: &[u8]) -> String {
+/// The environments of an ActiveRunsList, written as they are read.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ActiveRuns<'a>(pub &'a [EnvInfo<'a>]);
+
+impl ActiveRuns<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for ActiveRuns<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct ActiveRun<'a> {
+            environment_id: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            run_number: Option<u32>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            run_type: Option<&'a str>,
+            detectors: &'a Detectors<'a>,
+        }
+        serializer.collect_seq(self.0.iter().map(|env| ActiveRun {
+            environment_id: env.environment_id,
+            run_number: env.run_number,
+            run_type: env.run_type,
+            detectors: &env.detectors,
+        }))
+    }
+}
+
+/// A timeline document's id: 32 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct DocumentId([u8; 32]);
+
+impl DocumentId {
+    pub fn as_str(&self) -> &str {
+        // Hex digits: always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for DocumentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The document id of a message: the first half of the SHA-256 of the topic and the
+/// bytes (written on the stack: one per record of large batches).
+pub fn document_id(topic: &str, value: &[u8]) -> DocumentId {
     let mut digest = Sha256::new();
     digest.update(topic.as_bytes());
     digest.update([0]);
     digest.update(value);
-    hex::encode(&digest.finalize()[..16])
+    let mut id = [0u8; 32];
+    // 16 bytes are 32 digits: it always fits.
+    let _ = hex::encode_to_slice(&digest.finalize()[..16], &mut id);
+    DocumentId(id)
 }
 
 /// The message's time in ms, when it carries one.
@@ -93,9 +143,9 @@ pub fn message_ms(message: &AliecsMessage) -> Option<i64> {
 }
 
 /// The timeline document of `message`, dated `ms`.
-pub fn document<'a>(topic: &'a str, message: &'a AliecsMessage, ms: i64) -> TimelineDoc<'a> {
+pub fn document<'a>(topic: &'a str, message: &'a AliecsMessage<'a>, ms: i64) -> TimelineDoc<'a> {
     let mut doc = TimelineDoc {
-        timestamp: rfc3339_ms(ms),
+        timestamp: Rfc3339::new(ms),
         event: EventFields {
             dataset: "aliecs.timeline",
             action: "",
@@ -114,27 +164,18 @@ pub fn document<'a>(topic: &'a str, message: &'a AliecsMessage, ms: i64) -> Time
                 StateChange::StartActivity => "start_activity",
             };
             if let Some(env) = &notification.env_info {
-                fields.environment_id = some(&env.environment_id);
-                fields.state = some(&env.state);
+                fields.environment_id = some(env.environment_id);
+                fields.state = some(env.state);
                 fields.run_number = env.run_number;
-                fields.run_type = env.run_type.as_deref();
-                fields.detectors = &env.detectors;
+                fields.run_type = env.run_type;
+                fields.detectors = Some(&env.detectors);
                 fields.enter_state_at = (env.enter_state_timestamp > 0)
-                    .then(|| rfc3339_ms(env.enter_state_timestamp as i64));
+                    .then(|| Rfc3339::new(env.enter_state_timestamp as i64));
             }
         }
         AliecsMessage::ActiveRuns(list) => {
             doc.event.action = "active_runs";
-            fields.active_runs = list
-                .active_runs
-                .iter()
-                .map(|env| ActiveRun {
-                    environment_id: &env.environment_id,
-                    run_number: env.run_number,
-                    run_type: env.run_type.as_deref(),
-                    detectors: &env.detectors,
-                })
-                .collect();
+            fields.active_runs = ActiveRuns(&list.active_runs);
         }
         AliecsMessage::Event(event) => {
             fields.timestamp_nano = (event.timestamp_nano > 0).then_some(event.timestamp_nano);
@@ -219,4 +260,302 @@ fn event_fields<'a>(payload: Option<&'a Payload>, fields: &mut AliecsFields<'a>)
 
 fn some(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
+}
+
+impl TimelineDoc<'_> {
+    /// Appends the document as one line of JSON: the bytes `serde_json` writes for it.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let mut doc = Object::open(out);
+        doc.key("@timestamp");
+        doc.out.extend_from_slice(b"\"");
+        doc.out
+            .extend_from_slice(self.timestamp.as_str().as_bytes());
+        doc.out.extend_from_slice(b"\"");
+        doc.key("event");
+        let mut event = Object::open(doc.out);
+        event.str("dataset", self.event.dataset);
+        event.str("action", self.event.action);
+        event.close();
+        doc.key("aliecs");
+        let f = &self.aliecs;
+        let mut aliecs = Object::open(doc.out);
+        aliecs.str("topic", f.topic);
+        aliecs.some_str("environment_id", f.environment_id);
+        aliecs.some_str("state", f.state);
+        if let Some(run) = f.run_number {
+            aliecs.int("run_number", run);
+        }
+        aliecs.some_str("run_type", f.run_type);
+        if let Some(detectors) = f.detectors.filter(|d| !d.is_empty()) {
+            aliecs.key("detectors");
+            write_detectors(aliecs.out, detectors);
+        }
+        if let Some(at) = &f.enter_state_at {
+            aliecs.str("enter_state_at", at.as_str());
+        }
+        aliecs.some_str("transition", f.transition);
+        aliecs.some_str("transition_status", f.transition_status);
+        aliecs.some_str("name", f.name);
+        aliecs.some_str("error", f.error);
+        aliecs.some_str("message", f.message);
+        aliecs.some_str("user", f.user);
+        if !f.active_runs.is_empty() {
+            aliecs.key("active_runs");
+            aliecs.out.push(b'[');
+            for (i, env) in f.active_runs.0.iter().enumerate() {
+                if i > 0 {
+                    aliecs.out.push(b',');
+                }
+                let mut run = Object::open(aliecs.out);
+                run.str("environment_id", env.environment_id);
+                if let Some(number) = env.run_number {
+                    run.int("run_number", number);
+                }
+                run.some_str("run_type", env.run_type);
+                run.key("detectors");
+                write_detectors(run.out, &env.detectors);
+                run.close();
+            }
+            aliecs.out.push(b']');
+        }
+        if let Some(nano) = f.timestamp_nano {
+            aliecs.int("timestamp_nano", nano);
+        }
+        aliecs.close();
+        doc.close();
+    }
+}
+
+/// A JSON object being written: its members, comma-separated.
+struct Object<'o> {
+    out: &'o mut Vec<u8>,
+    first: bool,
+}
+
+impl<'o> Object<'o> {
+    fn open(out: &'o mut Vec<u8>) -> Object<'o> {
+        out.push(b'{');
+        Object { out, first: true }
+    }
+
+    /// A member's key (ours: nothing to escape).
+    fn key(&mut self, key: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn str(&mut self, key: &str, value: &str) {
+        self.key(key);
+        write_str(self.out, value);
+    }
+
+    fn some_str(&mut self, key: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.str(key, value);
+        }
+    }
+
+    fn int(&mut self, key: &str, value: impl itoa::Integer) {
+        self.key(key);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
+fn write_detectors(out: &mut Vec<u8>, detectors: &Detectors<'_>) {
+    out.push(b'[');
+    for (i, detector) in detectors.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, detector);
+    }
+    out.push(b']');
+}
+
+/// A JSON string: copied when nothing in it needs escaping (no quote, backslash or
+/// control character), else written by serde_json.
+fn write_str(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::decode;
+    use crate::proto::{common, events};
+    use crate::wire::*;
+
+    /// Both ways of writing the document of `message`: the same bytes.
+    fn same_json(topic: &str, message: &AliecsMessage<'_>) {
+        for ms in [0, 1, crate::wire::T0 as i64, 253_402_300_799_999] {
+            let doc = document(topic, message, ms);
+            let mut ours = Vec::new();
+            doc.write_json(&mut ours);
+            let reference = serde_json::to_vec(&doc).unwrap();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(reference).unwrap()
+            );
+        }
+    }
+
+    /// Text a dashboard might hold: quotes, backslashes, control characters (each alone,
+    /// so that one does not hide another), non-ASCII.
+    const ODDS: [&str; 7] = [
+        "say \"hi\"",
+        "back\\slash",
+        "line\nbreak",
+        "unit\u{1f}separator",
+        "\u{1}",
+        "é ✓ </script> \u{7f}",
+        "",
+    ];
+    const ODD: &str = "say \"hi\"\\ \n\t\u{1}\u{1f} é ✓ </script> \u{7f}";
+
+    #[test]
+    fn odd_text_is_escaped_as_serde_json_escapes_it() {
+        for odd in ODDS {
+            let state = notification(&env_info(Some(1), odd, &[odd, "ITS"], T0), T0);
+            let topic = "aliecs.env_state.RUNNING";
+            same_json(topic, &decode(topic, &state).unwrap());
+            let list = active_runs(&[env_info(Some(2), "RUNNING", &[odd], T0)], T0);
+            let topic = "aliecs.env_list.RUNNING";
+            same_json(topic, &decode(topic, &list).unwrap());
+            let run = run_event(T0, 3, odd, 1, odd, odd);
+            same_json("aliecs.run", &decode("aliecs.run", &run).unwrap());
+        }
+    }
+
+    #[test]
+    fn documents_are_written_as_serde_json_writes_them() {
+        let legacy = [
+            (
+                "aliecs.env_state.RUNNING",
+                notification(&env_info(Some(559_123), "RUNNING", &["ITS", "TPC"], T0), T0),
+            ),
+            (
+                "aliecs.env_leave_state.RUNNING",
+                notification(&env_info(Some(1), ODD, &[ODD, ""], 0), T0),
+            ),
+            (
+                "aliecs.env_state.CONFIGURED",
+                notification(&env_info(None, "CONFIGURED", &[], T0), 0),
+            ),
+            ("aliecs.start_activity", int(2, T0)),
+            ("aliecs.env_list.RUNNING", int(2, T0)),
+            (
+                "aliecs.env_list.RUNNING",
+                active_runs(
+                    &[
+                        env_info(Some(7), "RUNNING", &["MCH"], T0),
+                        env_info(None, "", &[], 0),
+                    ],
+                    T0,
+                ),
+            ),
+            (
+                "aliecs.run",
+                run_event(T0, 559_123, "START_ACTIVITY", 1, "CONFIGURED", ODD),
+            ),
+        ];
+        for (topic, bytes) in &legacy {
+            same_json(topic, &decode(topic, bytes).unwrap());
+        }
+        use events::event::Payload;
+        let user = Some(common::User {
+            name: ODD.into(),
+            ..Default::default()
+        });
+        let payloads = [
+            Payload::EnvironmentEvent(events::EvEnvironmentEvent {
+                environment_id: ENV.into(),
+                state: "RUNNING".into(),
+                run_number: 9,
+                error: ODD.into(),
+                message: "ok".into(),
+                transition: "START_ACTIVITY".into(),
+                transition_step: "before".into(),
+                transition_status: 2,
+                last_request_user: user.clone(),
+                ..Default::default()
+            }),
+            Payload::TaskEvent(events::EvTaskEvent {
+                name: ODD.into(),
+                state: "RUNNING".into(),
+                status: "ACTIVE".into(),
+                environment_id: ENV.into(),
+                ..Default::default()
+            }),
+            Payload::RoleEvent(events::EvRoleEvent {
+                name: "readout".into(),
+                status: ODD.into(),
+                ..Default::default()
+            }),
+            Payload::CallEvent(events::EvCallEvent {
+                func: "odc.Start".into(),
+                call_status: 99,
+                output: ODD.into(),
+                ..Default::default()
+            }),
+            Payload::IntegratedServiceEvent(events::EvIntegratedServiceEvent {
+                name: "dcs".into(),
+                operation_name: "PrepareForRun".into(),
+                operation_status: 3,
+                payload: "{\"a\": 1}".into(),
+                ..Default::default()
+            }),
+            Payload::FrameworkEvent(events::EvMetaEventFrameworkEvent {
+                message: ODD.into(),
+                ..Default::default()
+            }),
+            Payload::MesosHeartbeatEvent(Default::default()),
+            Payload::CoreStartEvent(events::EvMetaEventCoreStart {
+                framework_id: "f-1".into(),
+            }),
+            Payload::BeamModeEvent(Default::default()),
+        ];
+        let run = events::EvRunEvent {
+            environment_id: ENV.into(),
+            run_number: 3,
+            transition: "STOP_ACTIVITY".into(),
+            last_request_user: user.clone(),
+            ..Default::default()
+        };
+        let payloads = payloads.into_iter().chain([Payload::RunEvent(run)]);
+        for payload in payloads.map(Some).chain([None]) {
+            let event = events::Event {
+                timestamp: T0 as i64,
+                timestamp_nano: -5,
+                payload,
+            };
+            same_json("aliecs.environment", &AliecsMessage::Event(Box::new(event)));
+        }
+    }
+
+    #[test]
+    fn ids_are_the_digest_of_topic_and_bytes() {
+        let id = document_id("aliecs.run", b"\x01\x02");
+        let mut digest = Sha256::new();
+        digest.update(b"aliecs.run\0\x01\x02");
+        assert_eq!(id.as_str(), hex::encode(&digest.finalize()[..16]));
+        assert_ne!(document_id("aliecs.core", b"\x01\x02"), id);
+        assert_ne!(document_id("aliecs.run", b"\x01"), id);
+    }
 }

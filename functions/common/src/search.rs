@@ -436,13 +436,18 @@ impl<'a> BulkWriter<'a> {
 
     /// Adds a `create` of `source` (one line of JSON) with `_id` into `index`.
     pub fn create(&mut self, index: &str, id: &str, source: &[u8]) {
-        use std::io::Write as _;
         // Index names and ids are ours: no escaping needed, but keep them valid JSON.
         debug_assert!(!index.contains('"') && !id.contains('"'));
-        let _ = writeln!(
-            self.buffer,
-            "{{\"create\":{{\"_index\":\"{index}\",\"_id\":\"{id}\"}}}}"
-        );
+        // Pieces, not `write!`: this runs for every document of large batches.
+        for piece in [
+            "{\"create\":{\"_index\":\"",
+            index,
+            "\",\"_id\":\"",
+            id,
+            "\"}}\n",
+        ] {
+            self.buffer.extend_from_slice(piece.as_bytes());
+        }
         self.buffer.extend_from_slice(source);
         self.buffer.push(b'\n');
         self.item_ends.push(self.buffer.len());

@@ -100,16 +100,15 @@ pub struct BatchSummary {
 /// A run that appears twice in the batch starts once: the runs of a batch go at once,
 /// and two deliveries of one run must not race for it.
 pub async fn handle(deps: &Deps, event: &KafkaEvent) -> BatchSummary {
-    let records = event.records();
     let mut runs_in_batch = HashSet::new();
-    let work: Vec<Result<message::RunRequest, run::Outcome>> = records
-        .iter()
+    let work: Vec<Result<message::RunRequest, run::Outcome>> = event
+        .records()
         .map(|record| {
-            let record = record.as_ref().map_err(|problem| {
+            let record = record.map_err(|problem| {
                 tracing::warn!(%problem, "record skipped: unreadable");
                 run::Outcome::Rejected
             })?;
-            let request = message::decode(&record.value).map_err(|problem| {
+            let request = message::decode(record.value).map_err(|problem| {
                 tracing::warn!(record = %record.position(), %problem, "record skipped: not a run request");
                 run::Outcome::Rejected
             })?;
