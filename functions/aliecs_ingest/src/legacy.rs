@@ -50,18 +50,14 @@ pub struct Detectors<'a> {
 
 impl<'a> Detectors<'a> {
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
-        std::iter::once(self.first)
-            .chain(self.more.iter().copied())
-            .flat_map(|mut buf| {
-                std::iter::from_fn(move || loop {
-                    // Read once without error already: none can happen now.
-                    let (tag, wire) = decode_key(&mut buf).ok()?;
-                    if tag == 5 {
-                        return string(wire, &mut buf).ok();
-                    }
-                    skip_field(wire, tag, &mut buf, DecodeContext::default()).ok()?;
-                })
-            })
+        // The stretch when there is one: nothing else to step over.
+        let (first, more) = match self.wire {
+            Some(wire) => (wire, &[][..]),
+            None => (self.first, self.more.as_slice()),
+        };
+        std::iter::once(first)
+            .chain(more.iter().copied())
+            .flat_map(|mut buf| std::iter::from_fn(move || next_detector(&mut buf)))
     }
 
     pub fn len(&self) -> usize {
@@ -102,6 +98,30 @@ impl Eq for Detectors<'_> {}
 impl serde::Serialize for Detectors<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.iter())
+    }
+}
+
+/// The next detector name in an EnvInfo's bytes (read once without error already: none
+/// can happen now).
+fn next_detector<'a>(buf: &mut &'a [u8]) -> Option<&'a str> {
+    loop {
+        match **buf {
+            // Field 5, length-delimited, a name under 128 bytes: the usual case, read
+            // without the general varint decoding.
+            [0x2a, len, ref rest @ ..] if len < 0x80 && usize::from(len) <= rest.len() => {
+                let (name, after) = rest.split_at(usize::from(len));
+                *buf = after;
+                return std::str::from_utf8(name).ok();
+            }
+            [] => return None,
+            _ => {
+                let (tag, wire) = decode_key(buf).ok()?;
+                if tag == 5 {
+                    return string(wire, buf).ok();
+                }
+                skip_field(wire, tag, buf, DecodeContext::default()).ok()?;
+            }
+        }
     }
 }
 
@@ -267,8 +287,14 @@ mod tests {
     fn samples() -> Vec<Vec<u8>> {
         let running = env_info(Some(559_123), "RUNNING", &["ITS", "TPC", "MCH"], T0);
         let configured = env_info(None, "CONFIGURED", &[], T0);
+        // A name of 128 bytes or more: its length takes two bytes.
+        let long_name = "X".repeat(200);
         vec![
             notification(&running, T0),
+            notification(
+                &env_info(Some(1), "RUNNING", &["ITS", &long_name, "TPC"], T0),
+                T0,
+            ),
             notification(&configured, T0),
             cat(&[len(1, &running), len(1, &running), int(2, T0)]),
             active_runs(&[running.clone(), configured.clone()], T0),

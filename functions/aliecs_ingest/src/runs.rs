@@ -5,7 +5,7 @@
 //! arrive: start and end are the earliest signals, detectors a union, how it ended the
 //! most telling reason. Facts: `reference/aliecs-kafka.md` §3 (legacy SOR / EOR) and §4 (`aliecs.run`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -197,7 +197,8 @@ fn keep_earliest(slot: &mut Option<Moment>, ms: i64, user: Option<&str>) {
 }
 
 fn add(set: &mut BTreeSet<String>, value: &str) {
-    if !set.contains(value) {
+    // A new record's set is empty: no search needed before the insert's own.
+    if set.is_empty() || !set.contains(value) {
         set.insert(value.to_owned());
     }
 }
@@ -206,13 +207,26 @@ fn add(set: &mut BTreeSet<String>, value: &str) {
 #[derive(Debug, Default)]
 pub struct BatchRuns {
     /// Each run's record so far, and the wire bytes of the detectors folded in last.
-    runs: BTreeMap<u32, (RunRecord, Vec<u8>)>,
+    runs: Vec<(RunRecord, Vec<u8>)>,
+    /// Run number → its place in `runs`.
+    places: HashMap<u32, usize>,
+    /// The run of the last facts: messages about one run tend to come together.
+    last: Option<(u32, usize)>,
 }
 
 impl BatchRuns {
     pub fn absorb(&mut self, message: &AliecsMessage<'_>) {
         for mut facts in facts(message) {
-            let (record, folded) = self.runs.entry(facts.run_number).or_default();
+            let run = facts.run_number;
+            let place = match self.last {
+                Some((last, place)) if last == run => place,
+                _ => *self.places.entry(run).or_insert_with(|| {
+                    self.runs.push(Default::default());
+                    self.runs.len() - 1
+                }),
+            };
+            self.last = Some((run, place));
+            let (record, folded) = &mut self.runs[place];
             // A run's messages mostly repeat its detector list byte for byte.
             if let Some(wire) = facts.detectors.and_then(Detectors::wire) {
                 if wire == folded.as_slice() {
@@ -238,9 +252,9 @@ impl BatchRuns {
     pub fn into_records(self) -> BTreeMap<u32, RunRecord> {
         self.runs
             .into_iter()
-            .map(|(run, (mut record, _))| {
+            .map(|(mut record, _)| {
                 record.refresh();
-                (run, record)
+                (record.run_number, record)
             })
             .collect()
     }

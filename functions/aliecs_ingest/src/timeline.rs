@@ -264,111 +264,75 @@ fn some(s: &str) -> Option<&str> {
 
 impl TimelineDoc<'_> {
     /// Appends the document as one line of JSON: the bytes `serde_json` writes for it.
+    /// Each object's first member is always there, so every later one starts with a
+    /// comma: the keys are literals with their punctuation.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        let mut doc = Object::open(out);
-        doc.key("@timestamp");
-        doc.out.extend_from_slice(b"\"");
-        doc.out
-            .extend_from_slice(self.timestamp.as_str().as_bytes());
-        doc.out.extend_from_slice(b"\"");
-        doc.key("event");
-        let mut event = Object::open(doc.out);
-        event.str("dataset", self.event.dataset);
-        event.str("action", self.event.action);
-        event.close();
-        doc.key("aliecs");
         let f = &self.aliecs;
-        let mut aliecs = Object::open(doc.out);
-        aliecs.str("topic", f.topic);
-        aliecs.some_str("environment_id", f.environment_id);
-        aliecs.some_str("state", f.state);
+        out.extend_from_slice(b"{\"@timestamp\":");
+        write_str(out, self.timestamp.as_str());
+        out.extend_from_slice(b",\"event\":{\"dataset\":");
+        write_str(out, self.event.dataset);
+        out.extend_from_slice(b",\"action\":");
+        write_str(out, self.event.action);
+        out.extend_from_slice(b"},\"aliecs\":{\"topic\":");
+        write_str(out, f.topic);
+        member(out, b",\"environment_id\":", f.environment_id);
+        member(out, b",\"state\":", f.state);
         if let Some(run) = f.run_number {
-            aliecs.int("run_number", run);
+            number(out, b",\"run_number\":", run);
         }
-        aliecs.some_str("run_type", f.run_type);
+        member(out, b",\"run_type\":", f.run_type);
         if let Some(detectors) = f.detectors.filter(|d| !d.is_empty()) {
-            aliecs.key("detectors");
-            write_detectors(aliecs.out, detectors);
+            out.extend_from_slice(b",\"detectors\":");
+            write_detectors(out, detectors);
         }
-        if let Some(at) = &f.enter_state_at {
-            aliecs.str("enter_state_at", at.as_str());
-        }
-        aliecs.some_str("transition", f.transition);
-        aliecs.some_str("transition_status", f.transition_status);
-        aliecs.some_str("name", f.name);
-        aliecs.some_str("error", f.error);
-        aliecs.some_str("message", f.message);
-        aliecs.some_str("user", f.user);
+        member(
+            out,
+            b",\"enter_state_at\":",
+            f.enter_state_at.as_ref().map(Rfc3339::as_str),
+        );
+        member(out, b",\"transition\":", f.transition);
+        member(out, b",\"transition_status\":", f.transition_status);
+        member(out, b",\"name\":", f.name);
+        member(out, b",\"error\":", f.error);
+        member(out, b",\"message\":", f.message);
+        member(out, b",\"user\":", f.user);
         if !f.active_runs.is_empty() {
-            aliecs.key("active_runs");
-            aliecs.out.push(b'[');
+            out.extend_from_slice(b",\"active_runs\":[");
             for (i, env) in f.active_runs.0.iter().enumerate() {
                 if i > 0 {
-                    aliecs.out.push(b',');
+                    out.push(b',');
                 }
-                let mut run = Object::open(aliecs.out);
-                run.str("environment_id", env.environment_id);
-                if let Some(number) = env.run_number {
-                    run.int("run_number", number);
+                out.extend_from_slice(b"{\"environment_id\":");
+                write_str(out, env.environment_id);
+                if let Some(run) = env.run_number {
+                    number(out, b",\"run_number\":", run);
                 }
-                run.some_str("run_type", env.run_type);
-                run.key("detectors");
-                write_detectors(run.out, &env.detectors);
-                run.close();
+                member(out, b",\"run_type\":", env.run_type);
+                out.extend_from_slice(b",\"detectors\":");
+                write_detectors(out, &env.detectors);
+                out.push(b'}');
             }
-            aliecs.out.push(b']');
+            out.push(b']');
         }
         if let Some(nano) = f.timestamp_nano {
-            aliecs.int("timestamp_nano", nano);
+            number(out, b",\"timestamp_nano\":", nano);
         }
-        aliecs.close();
-        doc.close();
+        out.extend_from_slice(b"}}");
     }
 }
 
-/// A JSON object being written: its members, comma-separated.
-struct Object<'o> {
-    out: &'o mut Vec<u8>,
-    first: bool,
+/// `key` (with its punctuation) and the text, when there is some.
+fn member(out: &mut Vec<u8>, key: &[u8], value: Option<&str>) {
+    if let Some(value) = value {
+        out.extend_from_slice(key);
+        write_str(out, value);
+    }
 }
 
-impl<'o> Object<'o> {
-    fn open(out: &'o mut Vec<u8>) -> Object<'o> {
-        out.push(b'{');
-        Object { out, first: true }
-    }
-
-    /// A member's key (ours: nothing to escape).
-    fn key(&mut self, key: &str) {
-        if !self.first {
-            self.out.push(b',');
-        }
-        self.first = false;
-        self.out.push(b'"');
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(b"\":");
-    }
-
-    fn str(&mut self, key: &str, value: &str) {
-        self.key(key);
-        write_str(self.out, value);
-    }
-
-    fn some_str(&mut self, key: &str, value: Option<&str>) {
-        if let Some(value) = value {
-            self.str(key, value);
-        }
-    }
-
-    fn int(&mut self, key: &str, value: impl itoa::Integer) {
-        self.key(key);
-        self.out
-            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-    }
-
-    fn close(self) {
-        self.out.push(b'}');
-    }
+fn number(out: &mut Vec<u8>, key: &[u8], value: impl itoa::Integer) {
+    out.extend_from_slice(key);
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
 fn write_detectors(out: &mut Vec<u8>, detectors: &Detectors<'_>) {
