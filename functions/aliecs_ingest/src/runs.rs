@@ -5,6 +5,7 @@
 //! arrive: start and end are the earliest signals, detectors a union, how it ended the
 //! most telling reason. Facts: `reference/aliecs-kafka.md` §3 (legacy SOR / EOR) and §4 (`aliecs.run`).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -106,9 +107,9 @@ pub struct RunRecord {
     pub ended: Option<Ending>,
     /// `running` until an end is known, then `ended`.
     #[serde(default)]
-    pub status: String,
+    pub status: Cow<'static, str>,
     #[serde(default)]
-    pub sources: BTreeSet<String>,
+    pub sources: BTreeSet<Cow<'static, str>>,
     /// The end-of-run Jenkins build request went to the spigot queue.
     #[serde(default)]
     pub eor_build_queued: bool,
@@ -131,7 +132,9 @@ impl RunRecord {
             keep_earliest(&mut self.end, end.ms, end.user);
         }
         self.ended = self.ended.max(facts.ending);
-        add(&mut self.sources, facts.source);
+        if !self.sources.contains(facts.source) {
+            self.sources.insert(Cow::Borrowed(facts.source));
+        }
     }
 
     /// Folds another record of the run in (the batch's into the stored one): the same
@@ -151,7 +154,9 @@ impl RunRecord {
         }
         self.ended = self.ended.max(other.ended);
         for source in &other.sources {
-            add(&mut self.sources, source);
+            if !self.sources.contains(source) {
+                self.sources.insert(source.clone());
+            }
         }
         self.eor_build_queued |= other.eor_build_queued;
         self.refresh();
@@ -169,7 +174,7 @@ impl RunRecord {
             "running"
         };
         if self.status != status {
-            self.status = status.into();
+            self.status = Cow::Borrowed(status);
         }
     }
 }
@@ -539,11 +544,7 @@ mod tests {
         assert_eq!(record.ended, Some(Ending::Normal));
         assert_eq!(record.status, "ended");
         assert_eq!(
-            record
-                .sources
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
+            record.sources.iter().map(|s| &**s).collect::<Vec<_>>(),
             ["events", "legacy"]
         );
     }
