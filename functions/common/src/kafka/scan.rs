@@ -17,7 +17,7 @@ use super::{decode_base64, Group, KafkaEvent, Piece, Pieces, RawRecord, Slot};
 pub(super) fn event(text: &str) -> Option<KafkaEvent> {
     let mut scan = Scan {
         json: text,
-        text: text.as_bytes(),
+        bytes: text.as_bytes(),
         at: 0,
     };
     let mut event = KafkaEvent::default();
@@ -99,13 +99,13 @@ fn base64(scan: &mut Scan<'_>, pieces: &mut Pieces) -> Option<Piece> {
 struct Scan<'t> {
     json: &'t str,
     /// `json`'s bytes.
-    text: &'t [u8],
+    bytes: &'t [u8],
     at: usize,
 }
 
 impl<'t> Scan<'t> {
     fn peek(&mut self) -> Option<u8> {
-        while let Some(&byte) = self.text.get(self.at) {
+        while let Some(&byte) = self.bytes.get(self.at) {
             if !matches!(byte, b' ' | b'\n' | b'\r' | b'\t') {
                 return Some(byte);
             }
@@ -157,7 +157,7 @@ impl<'t> Scan<'t> {
     /// A string without escapes.
     fn text(&mut self) -> Option<&'t str> {
         self.open(b'"')?;
-        let rest = &self.text[self.at..];
+        let rest = &self.bytes[self.at..];
         let end = memchr::memchr2(b'"', b'\\', rest)?;
         if rest[end] != b'"' {
             return None;
@@ -185,7 +185,7 @@ impl<'t> Scan<'t> {
         if negative {
             self.at += 1;
         }
-        let digits = self.text[self.at..]
+        let digits = self.bytes[self.at..]
             .iter()
             .take_while(|b| b.is_ascii_digit())
             .count();
@@ -193,19 +193,19 @@ impl<'t> Scan<'t> {
             return None;
         }
         let mut number: i64 = 0;
-        for &digit in &self.text[self.at..self.at + digits] {
+        for &digit in &self.bytes[self.at..self.at + digits] {
             number = number * 10 + i64::from(digit - b'0');
         }
         self.at += digits;
         // A fraction or an exponent: a float, which the lenient reader decides about.
-        if matches!(self.text.get(self.at), Some(b'.' | b'e' | b'E')) {
+        if matches!(self.bytes.get(self.at), Some(b'.' | b'e' | b'E')) {
             return None;
         }
         Some(Some(if negative { -number } else { number }))
     }
 
     fn null(&mut self) -> bool {
-        let null = self.peek() == Some(b'n') && self.text[self.at..].starts_with(b"null");
+        let null = self.peek() == Some(b'n') && self.bytes[self.at..].starts_with(b"null");
         if null {
             self.at += 4;
         }
@@ -229,7 +229,7 @@ impl<'t> Scan<'t> {
                 b',' | b':' if depth > 0 => self.at += 1,
                 // A number, `true`, `false` or `null`: up to what follows it.
                 _ => {
-                    let rest = &self.text[self.at..];
+                    let rest = &self.bytes[self.at..];
                     self.at += rest
                         .iter()
                         .position(|b| {
@@ -248,7 +248,7 @@ impl<'t> Scan<'t> {
     fn skip_string(&mut self) -> Option<()> {
         self.at += 1;
         loop {
-            let rest = &self.text[self.at..];
+            let rest = &self.bytes[self.at..];
             let at = memchr::memchr2(b'"', b'\\', rest)?;
             if rest[at] == b'"' {
                 self.at += at + 1;
