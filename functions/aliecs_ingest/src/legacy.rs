@@ -136,7 +136,7 @@ pub fn new_state_notification(mut buf: &[u8]) -> Result<NewStateNotification<'_>
                 message(wire, &mut buf)?,
             )?,
             2 => notification.timestamp = uint(wire, &mut buf)?,
-            _ => skip(wire, tag, &mut buf)?,
+            _ => skip(wire, tag, &mut buf, NESTING)?,
         }
     }
     Ok(notification)
@@ -154,7 +154,7 @@ pub fn active_runs_list(mut buf: &[u8]) -> Result<ActiveRunsList<'_>, Reason> {
                 list.active_runs.push(env_info);
             }
             2 => list.timestamp = uint(wire, &mut buf)?,
-            _ => skip(wire, tag, &mut buf)?,
+            _ => skip(wire, tag, &mut buf, NESTING)?,
         }
     }
     Ok(list)
@@ -189,7 +189,7 @@ fn merge_env_info<'a>(env_info: &mut EnvInfo<'a>, bytes: &'a [u8]) -> Result<(),
                 };
             }
             6 => env_info.enter_state_timestamp = uint(wire, &mut buf)?,
-            _ => skip(wire, tag, &mut buf)?,
+            _ => skip(wire, tag, &mut buf, NESTING - 1)?,
         }
     }
     let wire = stretch
@@ -220,8 +220,29 @@ fn string<'a>(wire: WireType, buf: &mut &'a [u8]) -> Result<&'a str, Reason> {
     std::str::from_utf8(message(wire, buf)?).map_err(|_| "a string is not UTF-8".into())
 }
 
-fn skip(wire: WireType, tag: u32, buf: &mut &[u8]) -> Result<(), Reason> {
-    skip_field(wire, tag, buf, DecodeContext::default()).map_err(reason)
+/// How deep groups may nest, as prost counts: 100 in the message, one less in the
+/// EnvInfo inside it.
+const NESTING: u32 = 100;
+
+/// Steps over an unknown field; `depth` is the nesting it may still go (prost's limit,
+/// whose own counter cannot be set from outside).
+fn skip(wire: WireType, tag: u32, buf: &mut &[u8], depth: u32) -> Result<(), Reason> {
+    if depth == 0 {
+        return Err("recursion limit reached".into());
+    }
+    if wire != WireType::StartGroup {
+        return skip_field(wire, tag, buf, DecodeContext::default()).map_err(reason);
+    }
+    loop {
+        let (inner_tag, inner_wire) = decode_key(buf).map_err(reason)?;
+        if inner_wire == WireType::EndGroup {
+            if inner_tag != tag {
+                return Err("unexpected end group tag".into());
+            }
+            return Ok(());
+        }
+        skip(inner_wire, inner_tag, buf, depth - 1)?;
+    }
 }
 
 fn expect(expected: WireType, actual: WireType) -> Result<(), Reason> {
@@ -318,6 +339,12 @@ mod tests {
                 int(2, 1),
                 int(2, 2),
             ]),
+            // Groups nested as deep as prost allows, and one deeper: in the message and
+            // in the EnvInfo (where prost allows one less).
+            cat(&[vec![0x3b; 99], vec![0x3c; 99]]),
+            cat(&[vec![0x3b; 100], vec![0x3c; 100]]),
+            len(1, &cat(&[vec![0x3b; 99], vec![0x3c; 99]])),
+            len(1, &cat(&[vec![0x3b; 100], vec![0x3c; 100]])),
             // Wrong wire types for known fields.
             cat(&[int(1, 5)]),
             cat(&[len(1, &int(1, 5))]),

@@ -165,7 +165,7 @@ impl RunRecord {
     /// The duration and status, from the start and end.
     pub fn refresh(&mut self) {
         self.duration_ms = match (&self.start, &self.end) {
-            (Some(start), Some(end)) => Some((end.ms - start.ms).max(0)),
+            (Some(start), Some(end)) => Some(end.ms.saturating_sub(start.ms).max(0)),
             _ => None,
         };
         let status = if self.end.is_some() {
@@ -630,6 +630,14 @@ mod tests {
         let both = fold(&[eor[0].clone(), sor[0].clone()]);
         assert_eq!(both, fold(&[sor[0].clone(), eor[0].clone()]));
         assert_eq!(both.duration_ms, Some(90_000));
+        // Times from the far ends of the wire's range: a duration, no overflow.
+        let mut far = RunRecord {
+            start: Some(Moment::new(i64::MIN, None)),
+            end: Some(Moment::new(i64::MAX, None)),
+            ..RunRecord::default()
+        };
+        far.refresh();
+        assert_eq!(far.duration_ms, Some(i64::MAX));
     }
 
     #[test]

@@ -102,9 +102,9 @@ impl KafkaEvent {
         self.len() == 0
     }
 
-    /// Reads an event's JSON text: the usual shape fast ([`scan`]), any other
-    /// leniently ([`lenient`]).
-    pub fn from_json(json: &str) -> KafkaEvent {
+    /// Reads an event's JSON text, which serde_json has checked: the usual shape fast
+    /// ([`scan`]), any other leniently ([`lenient`]).
+    fn from_json(json: &str) -> KafkaEvent {
         scan::event(json).unwrap_or_else(|| lenient::event(json))
     }
 
@@ -540,6 +540,7 @@ mod tests {
             r#"{"records": {"t\/x-0": [{"value": "aGk="}]}}"#,
             r#"{"records": {"t-0": [{"value": "aGk=", "partition": "1"}]}}"#,
             r#"{"records": {"t-0": [{"value": "aGk=", "offset": 1.0}]}}"#,
+            r#"{"records": {"t-0": [{"value": "aGk=", "offset": -0, "timestamp": -0}]}}"#,
             r#"{"records": {"t-0": [{"value": "aGk=", "offset": 12345678901234567890}]}}"#,
             r#"{"records": {"t-0": [{"value": 7}]}}"#,
             r#"{"records": {"t-0": ["not an object"]}}"#,
@@ -562,6 +563,18 @@ mod tests {
             "{}",
         ] {
             assert!(both_readings(text), "not read fast: {text}");
+        }
+    }
+
+    #[test]
+    fn text_that_is_not_json_is_no_panic() {
+        for text in [
+            r#"{"a":"\"#,
+            r#"{"records":{"t-0":[{"value":"aGk\"#,
+            "{",
+            r#"{"records":"#,
+        ] {
+            assert!(scan::event(text).is_none(), "{text}");
         }
     }
 

@@ -197,8 +197,10 @@ impl<'t> Scan<'t> {
             number = number * 10 + i64::from(digit - b'0');
         }
         self.at += digits;
-        // A fraction or an exponent: a float, which the lenient reader decides about.
-        if matches!(self.bytes.get(self.at), Some(b'.' | b'e' | b'E')) {
+        // A fraction or an exponent: a float, which the lenient reader decides about; so
+        // is `-0`, which serde_json reads as a float too.
+        if matches!(self.bytes.get(self.at), Some(b'.' | b'e' | b'E')) || (negative && number == 0)
+        {
             return None;
         }
         Some(Some(if negative { -number } else { number }))
@@ -248,7 +250,8 @@ impl<'t> Scan<'t> {
     fn skip_string(&mut self) -> Option<()> {
         self.at += 1;
         loop {
-            let rest = &self.bytes[self.at..];
+            // Past the end only in text that is not JSON: give up, never panic.
+            let rest = self.bytes.get(self.at..)?;
             let at = memchr::memchr2(b'"', b'\\', rest)?;
             if rest[at] == b'"' {
                 self.at += at + 1;
