@@ -76,7 +76,8 @@ impl Deps {
 
     /// The timeline index of a message dated `ms`.
     pub fn timeline_index(&self, ms: i64) -> String {
-        let day = &runs::rfc3339_ms(ms)[..10];
+        let at = runs::Rfc3339::new(ms);
+        let day = &at.as_str()[..10];
         format!("{}-timeline-{}", self.index_prefix, day.replace('-', "."))
     }
 }
@@ -118,18 +119,14 @@ pub struct Prepared<'a> {
 /// Decodes every record of a Kafka event and lays out its timeline documents and run
 /// facts; records that cannot be read are counted and skipped.
 pub fn prepare<'a>(deps: &'a Deps, event: &KafkaEvent) -> Prepared<'a> {
-    let mut prepared = Prepared {
-        bulk: BulkWriter::new(&deps.search, BULK_BYTES),
-        runs: Default::default(),
-        summary: BatchSummary::default(),
-    };
-    let summary = &mut prepared.summary;
+    let mut bulk = BulkWriter::new(&deps.search, BULK_BYTES);
+    let mut summary = BatchSummary::default();
     let mut runs = runs::BatchRuns::default();
     let mut source = Vec::with_capacity(512);
     // A batch's messages are mostly of one day: its index name is made once.
     let mut index: Option<(i64, String)> = None;
     // A timeline document with its action line is a few hundred bytes.
-    prepared.bulk.reserve(event.len() * 512);
+    bulk.reserve(event.len() * 512);
     for record in event.records() {
         summary.records += 1;
         let record = match record {
@@ -165,15 +162,18 @@ pub fn prepare<'a>(deps: &'a Deps, event: &KafkaEvent) -> Prepared<'a> {
             Some((cached, name)) if *cached == day => name,
             slot => &slot.insert((day, deps.timeline_index(ms))).1,
         };
-        prepared.bulk.create(
+        bulk.create(
             index,
             timeline::document_id(record.topic, record.value).as_str(),
             &source,
         );
         runs.absorb(&message);
     }
-    prepared.runs = runs.into_records();
-    prepared
+    Prepared {
+        bulk,
+        runs: runs.into_records(),
+        summary,
+    }
 }
 
 /// Handles a Kafka event: the timeline and the run records. A record that cannot be

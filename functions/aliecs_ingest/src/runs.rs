@@ -421,11 +421,6 @@ impl Serialize for Rfc3339 {
     }
 }
 
-/// [`Rfc3339`] as a string.
-pub fn rfc3339_ms(ms: i64) -> String {
-    Rfc3339::new(ms).as_str().to_owned()
-}
-
 /// Year, month, day of a day number (days since 1970-01-01), proleptic Gregorian
 /// (H. Hinnant's `civil_from_days`).
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
@@ -697,7 +692,7 @@ mod tests {
         let mut ms = -62_167_219_200_000i64; // 0000-01-01
         let step = 7_777_777_777i64 + 123; // ~90 days, odd milliseconds
         while ms < 253_402_300_799_999 {
-            assert_eq!(rfc3339_ms(ms), by_time(ms), "{ms}");
+            assert_eq!(Rfc3339::new(ms).as_str(), by_time(ms), "{ms}");
             ms += step;
         }
         for ms in [
@@ -707,10 +702,10 @@ mod tests {
             4_107_456_000_000,
             253_402_300_799_999,
         ] {
-            assert_eq!(rfc3339_ms(ms), by_time(ms), "{ms}");
+            assert_eq!(Rfc3339::new(ms).as_str(), by_time(ms), "{ms}");
         }
-        assert_eq!(rfc3339_ms(T0 as i64), "2025-11-22T10:00:00.000Z");
-        assert_eq!(rfc3339_ms(i64::MAX), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_ms(i64::MIN), "1970-01-01T00:00:00.000Z");
+        assert_eq!(Rfc3339::new(T0 as i64).as_str(), "2025-11-22T10:00:00.000Z");
+        assert_eq!(Rfc3339::new(i64::MAX).as_str(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(Rfc3339::new(i64::MIN).as_str(), "1970-01-01T00:00:00.000Z");
     }
 }
