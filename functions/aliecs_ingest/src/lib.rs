@@ -122,7 +122,7 @@ pub fn prepare<'a>(deps: &'a Deps, event: &KafkaEvent) -> Prepared<'a> {
     let mut bulk = BulkWriter::new(&deps.search, BULK_BYTES);
     let mut summary = BatchSummary::default();
     let mut runs = runs::BatchRuns::default();
-    let mut source = Vec::with_capacity(512);
+    let mut detectors_json = timeline::DetectorsJson::default();
     // A batch's messages are mostly of one day: its index name is made once.
     let mut index: Option<(i64, String)> = None;
     // A timeline document with its action line is a few hundred bytes.
@@ -155,17 +155,15 @@ pub fn prepare<'a>(deps: &'a Deps, event: &KafkaEvent) -> Prepared<'a> {
             .or(record.timestamp)
             .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp() * 1000);
         let doc = timeline::document(record.topic, &message, ms);
-        source.clear();
-        doc.write_json(&mut source);
         let day = ms.div_euclid(runs::DAY_MS);
         let index = match &mut index {
             Some((cached, name)) if *cached == day => name,
             slot => &slot.insert((day, deps.timeline_index(ms))).1,
         };
-        bulk.create(
+        bulk.create_with(
             index,
             timeline::document_id(record.topic, record.value).as_str(),
-            &source,
+            |out| doc.write_json(out, &mut detectors_json),
         );
         runs.absorb(&message);
     }

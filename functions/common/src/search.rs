@@ -436,6 +436,12 @@ impl<'a> BulkWriter<'a> {
 
     /// Adds a `create` of `source` (one line of JSON) with `_id` into `index`.
     pub fn create(&mut self, index: &str, id: &str, source: &[u8]) {
+        self.create_with(index, id, |buffer| buffer.extend_from_slice(source));
+    }
+
+    /// [`create`](Self::create), the document written by `write_source` (one line of
+    /// JSON) straight into the request: nothing copied.
+    pub fn create_with(&mut self, index: &str, id: &str, write_source: impl FnOnce(&mut Vec<u8>)) {
         // Index names and ids are ours: no escaping needed, but keep them valid JSON.
         debug_assert!(!index.contains('"') && !id.contains('"'));
         // Pieces, not `write!`: this runs for every document of large batches.
@@ -448,7 +454,7 @@ impl<'a> BulkWriter<'a> {
         ] {
             self.buffer.extend_from_slice(piece.as_bytes());
         }
-        self.buffer.extend_from_slice(source);
+        write_source(&mut self.buffer);
         self.buffer.push(b'\n');
         self.item_ends.push(self.buffer.len());
     }
