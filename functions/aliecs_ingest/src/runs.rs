@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -95,8 +96,11 @@ pub struct RunRecord {
     pub environment_id: Option<String>,
     #[serde(default)]
     pub run_type: Option<String>,
+    /// Shared by the runs of a batch that name the same list (most runs of an
+    /// environment do): a new run's detectors cost no allocation. Changed through
+    /// `Arc::make_mut`.
     #[serde(default)]
-    pub detectors: BTreeSet<String>,
+    pub detectors: Arc<BTreeSet<String>>,
     #[serde(default)]
     pub start: Option<Moment>,
     #[serde(default)]
@@ -144,7 +148,7 @@ impl RunRecord {
         self.run_number = self.run_number.max(other.run_number);
         keep_smaller(&mut self.environment_id, other.environment_id.as_deref());
         keep_smaller(&mut self.run_type, other.run_type.as_deref());
-        for detector in &other.detectors {
+        for detector in other.detectors.iter() {
             add(&mut self.detectors, detector);
         }
         for (mine, theirs) in [(&mut self.start, &other.start), (&mut self.end, &other.end)] {
@@ -201,10 +205,10 @@ fn keep_earliest(slot: &mut Option<Moment>, ms: i64, user: Option<&str>) {
     }
 }
 
-fn add(set: &mut BTreeSet<String>, value: &str) {
+fn add(set: &mut Arc<BTreeSet<String>>, value: &str) {
     // A new record's set is empty: no search needed before the insert's own.
     if set.is_empty() || !set.contains(value) {
-        set.insert(value.to_owned());
+        Arc::make_mut(set).insert(value.to_owned());
     }
 }
 
@@ -217,6 +221,9 @@ pub struct BatchRuns {
     places: HashMap<u32, usize>,
     /// The run of the last facts: messages about one run tend to come together.
     last: Option<(u32, usize)>,
+    /// The wire bytes of the detector list a new run took last, and its set: the next
+    /// run of the environment shares it.
+    shared: (Vec<u8>, Arc<BTreeSet<String>>),
 }
 
 impl BatchRuns {
@@ -232,16 +239,32 @@ impl BatchRuns {
             };
             self.last = Some((run, place));
             let (record, folded) = &mut self.runs[place];
-            // A run's messages mostly repeat its detector list byte for byte.
+            // A run's messages mostly repeat its detector list byte for byte, and runs
+            // one after the other the same list.
+            let mut new_list = None;
             if let Some(wire) = facts.detectors.and_then(Detectors::wire) {
                 if wire == folded.as_slice() {
                     facts.detectors = None;
                 } else {
                     folded.clear();
                     folded.extend_from_slice(wire);
+                    if record.detectors.is_empty() {
+                        if wire == self.shared.0.as_slice() {
+                            record.detectors = Arc::clone(&self.shared.1);
+                            facts.detectors = None;
+                        } else {
+                            new_list = Some(wire);
+                        }
+                    }
                 }
             }
             record.absorb(&facts);
+            // The set is this list's alone: the next run may share it.
+            if let Some(wire) = new_list {
+                self.shared.0.clear();
+                self.shared.0.extend_from_slice(wire);
+                self.shared.1 = Arc::clone(&record.detectors);
+            }
         }
     }
 
@@ -386,7 +409,9 @@ impl Rfc3339 {
             (1970, 1, 1, 0)
         };
         let mut out = *b"0000-00-00T00:00:00.000Z";
-        let mut put = |at: usize, value: i64, width: usize| {
+        // Small unsigned numbers now: cheaper division than i64's.
+        let (year, month, day, in_day) = (year as u32, month as u32, day as u32, in_day as u32);
+        let mut put = |at: usize, value: u32, width: usize| {
             let mut value = value;
             for i in (at..at + width).rev() {
                 out[i] = b'0' + (value % 10) as u8;
@@ -595,8 +620,59 @@ mod tests {
         assert_eq!(batch.len(), 2);
         let records = batch.into_records();
         assert_eq!(records[&559_123], expected);
-        assert_eq!(records[&7].detectors, BTreeSet::from(["ZDC".to_owned()]));
+        assert_eq!(*records[&7].detectors, BTreeSet::from(["ZDC".to_owned()]));
         assert_eq!(records[&7].status, "running");
+    }
+
+    #[test]
+    fn runs_that_share_a_detector_list_keep_their_own_detectors() {
+        // Runs 1 to 4 name the same list; later messages add to some of them, run
+        // after run, and the list a run took first comes back.
+        let lists: [&[&str]; 4] = [&["ITS", "TPC"], &["ITS", "TPC", "MCH"], &["ZDC"], &[]];
+        let plan = [
+            (1, 0),
+            (2, 0),
+            (3, 0),
+            (2, 1),
+            (4, 0),
+            (1, 2),
+            (3, 0),
+            (5, 3),
+            (5, 0),
+            (4, 1),
+            (6, 1),
+            (7, 1),
+            (6, 0),
+            (1, 0),
+        ];
+        let messages = Messages(
+            plan.iter()
+                .map(|&(run, list)| {
+                    let env = env_info(Some(run), "RUNNING", lists[list], T0 + run);
+                    ("aliecs.env_state.RUNNING", notification(&env, T0 + run))
+                })
+                .collect(),
+        );
+        let decoded = messages.decoded();
+        let mut batch = BatchRuns::default();
+        for message in &decoded {
+            batch.absorb(message);
+        }
+        let records = batch.into_records();
+        assert_eq!(records.len(), 7);
+        let facts = facts_of(&decoded);
+        for (run, record) in &records {
+            let own: Vec<_> = facts
+                .iter()
+                .filter(|f| f.run_number == *run)
+                .cloned()
+                .collect();
+            assert_eq!(*record, fold(&own), "run {run}");
+        }
+        let names = |run: u32| records[&run].detectors.iter().cloned().collect::<Vec<_>>();
+        assert_eq!(names(1), ["ITS", "TPC", "ZDC"]);
+        assert_eq!(names(2), ["ITS", "MCH", "TPC"]);
+        assert_eq!(names(3), ["ITS", "TPC"]);
     }
 
     #[test]
