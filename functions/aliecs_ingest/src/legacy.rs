@@ -169,34 +169,58 @@ fn merge_env_info<'a>(env_info: &mut EnvInfo<'a>, bytes: &'a [u8]) -> Result<(),
     let mut in_one_stretch = true;
     while !buf.is_empty() {
         let at = bytes.len() - buf.len();
-        let (tag, wire) = decode_key(&mut buf).map_err(reason)?;
-        match tag {
-            1 => env_info.environment_id = string(wire, &mut buf)?,
-            // uint32: the varint's low 32 bits, as prost (and protoc's code) take it.
-            2 => env_info.run_number = Some(uint(wire, &mut buf)? as u32),
-            3 => env_info.run_type = Some(string(wire, &mut buf)?),
-            4 => env_info.state = string(wire, &mut buf)?,
-            5 => {
-                string(wire, &mut buf)?;
-                detectors += 1;
-                let end = bytes.len() - buf.len();
-                stretch = match stretch {
-                    None => Some((at, end)),
-                    Some((start, last)) => {
-                        in_one_stretch &= last == at;
-                        Some((start, end))
-                    }
-                };
+        let name = match *buf {
+            // Field 5, length-delimited, a name under 128 bytes: the usual detector,
+            // read without the general key and varint decoding.
+            [0x2a, len, ref rest @ ..] if len < 0x80 && usize::from(len) <= rest.len() => {
+                let (name, after) = rest.split_at(usize::from(len));
+                buf = after;
+                name
             }
-            6 => env_info.enter_state_timestamp = uint(wire, &mut buf)?,
-            _ => skip(wire, tag, &mut buf, NESTING - 1)?,
+            _ => match env_info_field(env_info, &mut buf)? {
+                Some(name) => name,
+                None => continue,
+            },
+        };
+        // Checked, not kept (they are read again when asked for); names are short and
+        // ASCII, which is checked without a call.
+        if !name.is_ascii() {
+            utf8(name)?;
         }
+        detectors += 1;
+        let end = bytes.len() - buf.len();
+        stretch = match stretch {
+            None => Some((at, end)),
+            Some((start, last)) => {
+                in_one_stretch &= last == at;
+                Some((start, end))
+            }
+        };
     }
     let wire = stretch
         .filter(|_| in_one_stretch)
         .map(|(start, end)| &bytes[start..end]);
     env_info.detectors.add(bytes, detectors, wire);
     Ok(())
+}
+
+/// Reads one field of an EnvInfo into `env_info`; a detector's bytes are given back.
+fn env_info_field<'a>(
+    env_info: &mut EnvInfo<'a>,
+    buf: &mut &'a [u8],
+) -> Result<Option<&'a [u8]>, Reason> {
+    let (tag, wire) = decode_key(buf).map_err(reason)?;
+    match tag {
+        1 => env_info.environment_id = string(wire, buf)?,
+        // uint32: the varint's low 32 bits, as prost (and protoc's code) take it.
+        2 => env_info.run_number = Some(uint(wire, buf)? as u32),
+        3 => env_info.run_type = Some(string(wire, buf)?),
+        4 => env_info.state = string(wire, buf)?,
+        5 => return message(wire, buf).map(Some),
+        6 => env_info.enter_state_timestamp = uint(wire, buf)?,
+        _ => skip(wire, tag, buf, NESTING - 1)?,
+    }
+    Ok(None)
 }
 
 fn uint(wire: WireType, buf: &mut &[u8]) -> Result<u64, Reason> {
@@ -217,7 +241,11 @@ fn message<'a>(wire: WireType, buf: &mut &'a [u8]) -> Result<&'a [u8], Reason> {
 }
 
 fn string<'a>(wire: WireType, buf: &mut &'a [u8]) -> Result<&'a str, Reason> {
-    std::str::from_utf8(message(wire, buf)?).map_err(|_| "a string is not UTF-8".into())
+    utf8(message(wire, buf)?)
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, Reason> {
+    std::str::from_utf8(bytes).map_err(|_| "a string is not UTF-8".into())
 }
 
 /// How deep groups may nest, as prost counts: 100 in the message, one less in the

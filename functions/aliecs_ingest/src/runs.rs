@@ -428,6 +428,11 @@ impl Rfc3339 {
         Rfc3339(out)
     }
 
+    /// Digits and separators: text that needs no check and no escaping.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     pub fn as_str(&self) -> &str {
         // ASCII digits and separators: always UTF-8.
         std::str::from_utf8(&self.0).unwrap_or_default()

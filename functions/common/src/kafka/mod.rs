@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use base64::Engine as _;
 use serde::{Deserialize, Deserializer};
 
 mod lenient;
@@ -204,7 +203,7 @@ enum Piece {
 /// Decodes base64 `text` onto the end of `bytes`: where it went, or `NotBase64`.
 fn decode_base64(text: &str, bytes: &mut Vec<u8>) -> Piece {
     let start = bytes.len();
-    match base64::engine::general_purpose::STANDARD.decode_vec(text.trim(), bytes) {
+    match base64_simd::STANDARD.decode_append(text.trim(), bytes) {
         Ok(()) => Piece::At(start..bytes.len()),
         Err(_) => {
             bytes.truncate(start);
@@ -216,6 +215,7 @@ fn decode_base64(text: &str, bytes: &mut Vec<u8>) -> Piece {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
     use serde_json::{json, Value};
 
     #[test]
@@ -561,9 +561,86 @@ mod tests {
             r#"{"records": {"t-0": [{"value": "aGk=", "value": "%%"}], "t-0": []}, "records": {"u-1": [{"value": "aGV5"}]}}"#,
             r#"{"records": {}}"#,
             "{}",
+            // 18 digits, the most the fast reading takes; short and long strings.
+            r#"{"records": {"t-0": [{"value": "aGk=", "offset": 999999999999999999, "timestamp": -999999999999999999}]}}"#,
+            r#"{"records": {"topic.of.thirty.one.characters.-0": [{"topic": "topic.of.thirty.two.characters..", "value": "aGk="}]}}"#,
+            r#"{"records": {"a-topic-of-thirty-three-characters-0": [{"topic": "", "value": "aGVsbG8gd29ybGQsIGFuZCB0aGVuIHNvbWU="}]}}"#,
         ] {
             assert!(both_readings(text), "not read fast: {text}");
         }
+        // 19 digits and more, which the fast reading leaves (they may not fit an i64).
+        for number in [
+            "1000000000000000000",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9999999999999999999",
+        ] {
+            let text =
+                format!(r#"{{"records": {{"t-0": [{{"value": "aGk=", "offset": {number}}}]}}}}"#);
+            assert!(!both_readings(&text), "read fast: {text}");
+            assert_eq!(KafkaEvent::from_json(&text).len(), 1);
+        }
+    }
+
+    /// Values are decoded by base64-simd, which must take and refuse what the base64
+    /// crate (the reference of these tests, and of the rest of the project) does.
+    #[test]
+    fn values_decode_as_the_base64_crate_decodes_them() {
+        let oracle = |text: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .ok()
+        };
+        let ours = |text: &str| {
+            let mut bytes = vec![7];
+            match decode_base64(text, &mut bytes) {
+                Piece::At(range) => Some(bytes[range].to_vec()),
+                _ => {
+                    assert_eq!(bytes, [7], "nothing left behind: {text:?}");
+                    None
+                }
+            }
+        };
+        // Every string of up to five of these: padding, the other alphabet, trailing
+        // bits set or not, white space.
+        const CHARS: &[u8] = b"AQgw/+=-_ \n";
+        let mut texts = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..5 {
+            last = last
+                .iter()
+                .flat_map(|text| CHARS.iter().map(move |&c| format!("{text}{}", c as char)))
+                .collect();
+            texts.extend(last.iter().cloned());
+        }
+        // Longer ones, as the vector code reads them: encodings of 0 to 100 bytes, whole
+        // and with one character changed anywhere.
+        for len in 0..100u8 {
+            let encoded = base64::engine::general_purpose::STANDARD
+                .encode((0..len).map(|b| b.wrapping_mul(37)).collect::<Vec<u8>>());
+            for at in 0..encoded.len() {
+                for c in ['=', '-', 'A', '/', ' '] {
+                    let mut changed = encoded.clone().into_bytes();
+                    changed[at] = c as u8;
+                    texts.push(String::from_utf8(changed).unwrap());
+                }
+            }
+            texts.push(encoded);
+        }
+        let (mut taken, mut refused) = (0, 0);
+        for text in &texts {
+            let expected = oracle(text);
+            assert_eq!(ours(text), expected, "{text:?}");
+            if expected.is_some() {
+                taken += 1;
+            } else {
+                refused += 1;
+            }
+        }
+        assert!(
+            taken > 10_000 && refused > 100_000,
+            "{taken} taken, {refused} refused"
+        );
     }
 
     #[test]
