@@ -409,22 +409,21 @@ impl Rfc3339 {
             (1970, 1, 1, 0)
         };
         let mut out = *b"0000-00-00T00:00:00.000Z";
-        // Small unsigned numbers now: cheaper division than i64's.
+        // Small unsigned numbers now, written two digits at a time.
         let (year, month, day, in_day) = (year as u32, month as u32, day as u32, in_day as u32);
-        let mut put = |at: usize, value: u32, width: usize| {
-            let mut value = value;
-            for i in (at..at + width).rev() {
-                out[i] = b'0' + (value % 10) as u8;
-                value /= 10;
-            }
+        let mut put = |at: usize, value: u32| {
+            let pair = 2 * value as usize;
+            out[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
         };
-        put(0, year, 4);
-        put(5, month, 2);
-        put(8, day, 2);
-        put(11, in_day / 3_600_000, 2);
-        put(14, in_day / 60_000 % 60, 2);
-        put(17, in_day / 1000 % 60, 2);
-        put(20, in_day % 1000, 3);
+        put(0, year / 100);
+        put(2, year % 100);
+        put(5, month);
+        put(8, day);
+        put(11, in_day / 3_600_000);
+        put(14, in_day / 60_000 % 60);
+        put(17, in_day / 1000 % 60);
+        put(21, in_day % 100);
+        out[20] = b'0' + (in_day % 1000 / 100) as u8;
         Rfc3339(out)
     }
 
@@ -450,6 +449,18 @@ impl Serialize for Rfc3339 {
         serializer.serialize_str(self.as_str())
     }
 }
+
+/// "00" to "99", back to back.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut pairs = [0u8; 200];
+    let mut n = 0;
+    while n < 100 {
+        pairs[2 * n] = b'0' + (n / 10) as u8;
+        pairs[2 * n + 1] = b'0' + (n % 10) as u8;
+        n += 1;
+    }
+    pairs
+};
 
 /// Year, month, day of a day number (days since 1970-01-01), proleptic Gregorian
 /// (H. Hinnant's `civil_from_days`).
