@@ -222,7 +222,7 @@ pub struct BatchRuns {
     /// The run of the last facts: messages about one run tend to come together.
     last: Option<(u32, usize)>,
     /// The wire bytes of the detector list a new run took last, and its set: the next
-    /// run of the environment shares it.
+    /// new run with the same bytes (mostly the environment's next) shares it.
     shared: (Vec<u8>, Arc<BTreeSet<String>>),
 }
 
