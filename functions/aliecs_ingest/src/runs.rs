@@ -206,8 +206,8 @@ fn keep_earliest(slot: &mut Option<Moment>, ms: i64, user: Option<&str>) {
 }
 
 fn add(set: &mut Arc<BTreeSet<String>>, value: &str) {
-    // A new record's set is empty: no search needed before the insert's own.
-    if set.is_empty() || !set.contains(value) {
+    // Looked up first: a name already there costs no allocation (nor a copy of a shared set).
+    if !set.contains(value) {
         Arc::make_mut(set).insert(value.to_owned());
     }
 }

@@ -161,25 +161,21 @@ impl<'t> Scan<'t> {
 
     /// A string without escapes.
     fn text(&mut self) -> Option<&'t str> {
-        self.open(b'"')?;
-        let rest = &self.bytes[self.at..];
-        let end = memchr::memchr2(b'"', b'\\', rest)?;
-        if rest[end] != b'"' {
-            return None;
-        }
-        let start = self.at;
-        self.at += end + 1;
-        // Between two quotes (ASCII) of a str: whole characters, no check needed.
-        self.json.get(start..start + end)
+        self.quoted(|rest| memchr::memchr2(b'"', b'\\', rest))
     }
 
     /// A key: a string without escapes, short (memchr's vector search costs more than
     /// it saves on a few bytes).
     fn key(&mut self) -> Option<&'t str> {
+        self.quoted(|rest| rest.iter().position(|&b| b == b'"' || b == b'\\'))
+    }
+
+    /// A string without escapes; `quote_or_escape` finds the first `"` or `\`.
+    fn quoted(&mut self, quote_or_escape: impl Fn(&[u8]) -> Option<usize>) -> Option<&'t str> {
         self.open(b'"')?;
         let start = self.at;
         let rest = &self.bytes[start..];
-        let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+        let end = quote_or_escape(rest)?;
         if rest[end] != b'"' {
             return None;
         }
