@@ -425,6 +425,23 @@ def main() -> None:
     write(pw + "bad-signature.json", rest_proxy_event(
         delivery="7e1c0a10-c74f-11f0-8a3e-5d2f1a9b0c07", body=PUSH_BODY, state="ON",
         headers=bad_sig))
+    # The attack of issue 15: a validly signed delivery replayed to Jenkins' script
+    # console. The signature covers the body only; no route takes the path: 404.
+    write(pw + "replayed-to-script-console.json", rest_proxy_event(
+        delivery="7e1c0a10-c74f-11f0-8a3e-5d2f1a9b0c08", body=PUSH_BODY, state="ON",
+        path="/webhook/scriptText", resource="/webhook/{proxy+}",
+        query={"script": "println(new File('/etc/passwd').text)"},
+        path_parameters={"proxy": "scriptText"}))
+    # A dot segment climbing out of a route's remainder: 400.
+    write(pw + "dot-segment-escape.json", rest_proxy_event(
+        delivery="7e1c0a10-c74f-11f0-8a3e-5d2f1a9b0c09", body=PUSH_BODY, state="ON",
+        path="/webhook/project/%2e%2e/scriptText", resource="/webhook/{proxy+}",
+        path_parameters={"proxy": "project/%2e%2e/scriptText"}))
+    # A name mapped to no value at all: API Gateway never sends it, a direct invoke can.
+    empty_query = rest_proxy_event(
+        delivery="7e1c0a10-c74f-11f0-8a3e-5d2f1a9b0c0a", body=PUSH_BODY, state="ON")
+    empty_query["multiValueQueryStringParameters"] = {"token": []}
+    write(pw + "empty-query-list.json", empty_query)
 
     sfq = "send_from_queue/"
     write(sfq + "schedule.json", {
@@ -458,6 +475,13 @@ def main() -> None:
     write(gl + "after-script-token-in-url.json", rest_proxy_event(
         body=b"", method="GET", query={**after_script, "gitlab_token": "glpat-leaked"},
         headers={"User-Agent": "curl/8.5.0"}, **gitlab))
+    # A name mapped to no value (direct invoke): read as absent, answered 400, no crash.
+    empty = rest_proxy_event(
+        body=b"", method="GET", query=after_script,
+        headers={"User-Agent": "curl/8.5.0", "X-Gitlab-Token": GITLAB_SECRET}, **gitlab)
+    empty["multiValueQueryStringParameters"] = {**empty["multiValueQueryStringParameters"], "job_id": []}
+    empty["queryStringParameters"] = None
+    write(gl + "after-script-empty-query-list.json", empty)
     write(gl + "ingest-batch.json", sqs_event([{
         "version": 1, "project_id": GITLAB_PROJECT, "job_id": GITLAB_JOB, "source": "job_hook",
         "project_path": "demo/app", "received_at": "2025-11-22T03:04:06Z"}]))

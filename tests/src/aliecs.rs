@@ -24,7 +24,13 @@ impl AliecsWorld {
     /// Indices `{prefix}-timeline-*` and `{prefix}-runs`; end-of-run builds of
     /// [`EOR_JOB`] into the spigot queue.
     pub async fn start(prefix: &str) -> AliecsWorld {
-        let spigot = Spigot::start(Options::default()).await;
+        // The drain takes end-of-run builds through their own route, as
+        // send_from_queue does with EOR_JENKINS_JOB set.
+        let spigot = Spigot::start(Options {
+            eor_jenkins_job: Some(EOR_JOB.into()),
+            ..Options::default()
+        })
+        .await;
         spigot.jenkins.add_job(eor_job());
         let server = SearchServer::start(0)
             .await

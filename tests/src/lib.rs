@@ -15,14 +15,16 @@ use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use base64::Engine as _;
 use http::{HeaderName, HeaderValue, Method};
+use process_webhooks::Senders;
 use serde_json::Value;
 use spigot_common::buffer::{QueueDepth, QueuedHook, WebhookBuffer};
 use spigot_common::config::{BufferConfig, StageConfig, TargetConfig};
 use spigot_common::drain::DrainSummary;
 use spigot_common::github::sign;
 use spigot_common::jenkins::JenkinsTarget;
-use spigot_common::secrets::Secret;
+use spigot_common::secrets::{JenkinsCredentials, Secret};
 use spigot_common::state::{SpigotState, Stage, STATE_VARIABLE};
+use spigot_common::target_routes::TargetRoutes;
 use spigot_local::aws_emulator::MotoServer;
 use spigot_local::jenkins::{SandboxJenkins, SandboxJenkinsConfig};
 use spigot_local::spigot_resources::{self, SpigotResources};
@@ -34,16 +36,40 @@ pub const SECRET: &str = "s3cr3t-for-tests";
 pub struct Options {
     /// Secrets process_webhooks checks; the sandbox Jenkins checks the same.
     pub webhook_secrets: Vec<String>,
+    /// `X-Gitlab-Token`s taken on GitLab routes.
+    pub gitlab_tokens: Vec<String>,
+    pub allow_unsigned: bool,
     pub drain_concurrency: usize,
+    /// `TARGET_ROUTES`; `None`: the defaults.
+    pub routes: Option<String>,
+    /// `EOR_JENKINS_JOB` (adds the end-of-run route of the drain).
+    pub eor_jenkins_job: Option<String>,
+    /// Jenkins credentials the target sends on routes that say so.
+    pub jenkins_credentials: Option<(String, String)>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             webhook_secrets: vec![SECRET.into()],
+            gitlab_tokens: Vec::new(),
+            allow_unsigned: false,
             drain_concurrency: 1,
+            routes: None,
+            eor_jenkins_job: None,
+            jenkins_credentials: None,
         }
     }
+}
+
+/// The routes of `options`, as the functions read them.
+pub fn routes(options: &Options) -> TargetRoutes {
+    TargetRoutes::from_settings(
+        options.routes.as_deref(),
+        None,
+        options.eor_jenkins_job.as_deref(),
+    )
+    .expect("the test's routes are valid")
 }
 
 pub struct Spigot {
@@ -66,14 +92,13 @@ impl Spigot {
             .expect("spigot resources on the emulator");
         let jenkins = SandboxJenkins::start(SandboxJenkinsConfig {
             webhook_secrets: options.webhook_secrets.clone(),
-            credentials: None,
+            credentials: options.jenkins_credentials.clone(),
         })
         .await
         .expect("sandbox Jenkins starts");
 
         let target_config = TargetConfig {
             url: jenkins.url(),
-            path: spigot_common::config::DEFAULT_TARGET_PATH.into(),
             health_path: spigot_common::config::DEFAULT_HEALTH_PATH.into(),
             timeout: std::time::Duration::from_secs(2),
         };
@@ -93,17 +118,33 @@ impl Spigot {
                 stage_name: resources.stage_name.clone(),
             },
         );
-        let target = JenkinsTarget::new(target_config, None).expect("the target client builds");
+        let credentials = options
+            .jenkins_credentials
+            .as_ref()
+            .map(|(username, token)| JenkinsCredentials {
+                username: username.clone(),
+                api_token: Secret::new(token),
+            });
+        let target =
+            JenkinsTarget::new(target_config, credentials).expect("the target client builds");
+        let routes = routes(&options);
+        let senders = Senders {
+            github_secrets: options.webhook_secrets.iter().map(Secret::new).collect(),
+            gitlab_tokens: options.gitlab_tokens.iter().map(Secret::new).collect(),
+            allow_unsigned: options.allow_unsigned,
+        };
         Spigot {
             webhooks: process_webhooks::Deps {
                 buffer: buffer.clone(),
                 target: target.clone(),
-                webhook_secrets: options.webhook_secrets.iter().map(Secret::new).collect(),
+                routes: routes.clone(),
+                senders,
             },
             sender: send_from_queue::Deps {
                 stage: stage.clone(),
                 buffer,
                 target,
+                routes,
                 concurrency: options.drain_concurrency,
             },
             stage,

@@ -68,10 +68,35 @@ async fn process_webhooks_fixtures_get_their_documented_answers() {
     assert!(bad.json()["error"].is_string());
     let unsigned = invoke(&spigot, "process_webhooks/bad-signature.json").await;
     assert_eq!(unsigned.status(), 401);
+    let script = invoke(&spigot, "process_webhooks/replayed-to-script-console.json").await;
+    assert_eq!(script.status(), 404, "{}", script.json());
+    assert!(script.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("no route"));
+    let escape = invoke(&spigot, "process_webhooks/dot-segment-escape.json").await;
+    assert_eq!(escape.status(), 400, "{}", escape.json());
+    assert!(escape.json()["error"].as_str().unwrap().contains("encoded"));
+    let empty = invoke(&spigot, "process_webhooks/empty-query-list.json").await;
+    assert_eq!(empty.status(), 200, "{}", empty.json());
+    assert_eq!(
+        spigot.depth().await.visible,
+        2,
+        "nothing refused was queued"
+    );
     assert_eq!(
         spigot.jenkins.deliveries().len(),
-        3,
-        "nothing more reached Jenkins"
+        4,
+        "nothing more reached Jenkins than the empty-query push"
+    );
+    assert!(
+        spigot
+            .jenkins
+            .requests()
+            .iter()
+            .all(|r| r.path == "/github-webhook/" || r.path == "/generic-webhook-trigger/invoke"),
+        "{:?}",
+        spigot.jenkins.requests()
     );
 }
 
@@ -113,6 +138,11 @@ async fn gitlab_ingest_fixtures_get_their_documented_answers() {
             "gitlab_ingest/after-script-token-in-url.json",
             400,
             "gitlab_token",
+        ),
+        (
+            "gitlab_ingest/after-script-empty-query-list.json",
+            400,
+            "job_id are required",
         ),
     ] {
         let answer = world.invoke(fixture(path)).await;

@@ -106,6 +106,10 @@ async fn process_webhooks_binary_answers_every_fixture() {
         ("process_webhooks/missing-state.json", 202),
         ("process_webhooks/bad-base64.json", 400),
         ("process_webhooks/bad-signature.json", 401),
+        ("process_webhooks/replayed-to-script-console.json", 404),
+        ("process_webhooks/dot-segment-escape.json", 400),
+        // The runtime process must survive an event the query_map crate panics on.
+        ("process_webhooks/empty-query-list.json", 200),
     ];
     let events: Vec<&str> = cases.iter().map(|(event, _)| *event).collect();
     let answers = invoke_all(&spigot, "process_webhooks", &events).await;
@@ -124,8 +128,8 @@ async fn process_webhooks_binary_answers_every_fixture() {
     }
     assert_eq!(
         spigot.jenkins.deliveries().len(),
-        3,
-        "the three ON events reached Jenkins"
+        4,
+        "the four accepted ON events reached Jenkins, nothing refused did"
     );
     assert_eq!(
         spigot.depth().await.visible,
@@ -174,7 +178,31 @@ async fn gitlab_ingest_binary_answers_every_fixture() {
         ("gitlab_ingest/job-hook-bad-token.json", 401),
         ("gitlab_ingest/after-script.json", 202),
         ("gitlab_ingest/after-script-token-in-url.json", 400),
+        ("gitlab_ingest/after-script-empty-query-list.json", 400),
     ];
+    // Without its webhook secret the function does not start (unless ALLOW_UNSIGNED).
+    let unsigned_env: Vec<(&str, String)> = env
+        .iter()
+        .filter(|(name, _)| *name != "GITLAB_WEBHOOK_SECRET")
+        .cloned()
+        .collect();
+    let refused = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(binary("gitlab_ingest"))
+            .env_clear()
+            .envs(unsigned_env)
+            .output(),
+    )
+    .await
+    .expect("the binary ends")
+    .expect("the binary runs");
+    assert!(
+        !refused.status.success(),
+        "started without a webhook secret"
+    );
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("ALLOW_UNSIGNED"), "{said}");
+
     let mut events: Vec<&str> = cases.iter().map(|(event, _)| *event).collect();
     events.push("gitlab_ingest/ingest-batch.json");
     let answers = invoke_with_env(env, "gitlab_ingest", &events).await;

@@ -308,6 +308,7 @@ async fn a_hook_queued_after_off_is_not_replayed_by_a_drain_already_waiting() {
         stage: &spigot.sender.stage,
         buffer: &spigot.sender.buffer,
         target: &spigot.sender.target,
+        routes: &spigot.sender.routes,
     };
     // The drain saw ON and waits on an empty queue; meanwhile the operator turns the
     // spigot OFF and a hook is queued. The receive returns it, but it was queued while OFF.

@@ -12,6 +12,7 @@ use spigot_common::buffer::{BufferError, WebhookBuffer};
 use spigot_common::envelope::Envelope;
 use spigot_common::jenkins::builds::JobPath;
 use spigot_common::search::{SearchClient, SearchError};
+use spigot_common::target_routes::{end_of_run_target, END_OF_RUN_ROUTE};
 
 use crate::runs::RunRecord;
 
@@ -31,7 +32,9 @@ pub enum StoreError {
 }
 
 /// The end-of-run Jenkins build: a `buildWithParameters` request put into the spigot
-/// queue, so that it waits there while Jenkins is away.
+/// queue, so that it waits there while Jenkins is away. The drain replays it only
+/// through its own route (`target_routes::end_of_run_route`), which takes exactly this
+/// job's build endpoint.
 pub struct EorBuilds {
     pub buffer: WebhookBuffer,
     pub job: JobPath,
@@ -54,11 +57,12 @@ impl EorBuilds {
         }
         let mut envelope = Envelope::new(
             "POST",
-            format!("{}/buildWithParameters", self.job.url_path()),
+            end_of_run_target(&self.job),
             query,
             vec![("user-agent".into(), "spigot-aliecs-ingest".into())],
             b"",
-        );
+        )
+        .through(END_OF_RUN_ROUTE);
         envelope.id = format!("aliecs-eor-{}", run.run_number);
         envelope
     }

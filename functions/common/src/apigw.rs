@@ -28,17 +28,33 @@ pub fn raw_body(request: &ApiGatewayProxyRequest) -> Result<Vec<u8>, BodyError> 
     }
 }
 
-/// Query pairs, decoded, sorted by name so the envelope is stable.
+/// Query pairs, decoded, sorted so the envelope is stable: every value of a repeated
+/// name from the multi-value map, else the single-value map.
+///
+/// `QueryMap::iter` indexes the first value of every name and panics on a name mapped
+/// to an empty list (query_map 0.7, `values[0]`), which API Gateway never sends but a
+/// direct invoke can; the map is read through its serde form instead, where an empty
+/// list is just no pairs.
 pub fn query_pairs(request: &ApiGatewayProxyRequest) -> Vec<(String, String)> {
     let source = if request.multi_value_query_string_parameters.is_empty() {
         &request.query_string_parameters
     } else {
         &request.multi_value_query_string_parameters
     };
-    let mut pairs: Vec<(String, String)> = source
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let mut pairs = Vec::new();
+    if let Ok(Value::Object(map)) = serde_json::to_value(source) {
+        for (name, values) in map {
+            let values = match values {
+                Value::Array(values) => values,
+                one => vec![one],
+            };
+            for value in values {
+                if let Value::String(value) = value {
+                    pairs.push((name.clone(), value));
+                }
+            }
+        }
+    }
     pairs.sort();
     pairs
 }
@@ -78,6 +94,32 @@ mod tests {
             Err(BodyError::BadBase64)
         );
         assert_eq!(raw_body(&request(None, false)).unwrap(), b"");
+    }
+
+    #[test]
+    fn queries_are_read_without_indexing_what_the_event_did_not_promise() {
+        use std::collections::HashMap;
+        let mut r = ApiGatewayProxyRequest::default();
+        r.multi_value_query_string_parameters = HashMap::from([
+            ("empty".to_string(), Vec::<String>::new()),
+            ("token".to_string(), vec!["b".to_string(), "a".to_string()]),
+        ])
+        .into();
+        assert_eq!(
+            query_pairs(&r),
+            [
+                ("token".to_string(), "a".to_string()),
+                ("token".to_string(), "b".to_string())
+            ]
+        );
+        let mut single = ApiGatewayProxyRequest::default();
+        single.query_string_parameters =
+            HashMap::from([("job_id".to_string(), "7".to_string())]).into();
+        assert_eq!(
+            query_pairs(&single),
+            [("job_id".to_string(), "7".to_string())]
+        );
+        assert!(query_pairs(&ApiGatewayProxyRequest::default()).is_empty());
     }
 
     #[test]

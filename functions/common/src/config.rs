@@ -37,7 +37,21 @@ where
     }
 }
 
-pub const DEFAULT_TARGET_PATH: &str = "/github-webhook/";
+/// `ALLOW_UNSIGNED=true`: requests whose sender has no secret configured are taken
+/// unchecked. Only the exact word `true` turns it on; anything else but `false` or
+/// unset is a configuration error, so a typo cannot open the door.
+pub fn allow_unsigned() -> Result<bool, ConfigError> {
+    match optional("ALLOW_UNSIGNED").map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if v == "false" => Ok(false),
+        Some(v) if v == "true" => Ok(true),
+        Some(_) => Err(ConfigError::Invalid {
+            name: "ALLOW_UNSIGNED",
+            reason: "must be true or false".into(),
+        }),
+    }
+}
+
 pub const DEFAULT_HEALTH_PATH: &str = "/login";
 pub const DEFAULT_STAGE_NAME: &str = "prod";
 /// GitHub gives up after 10 s; leave room for queueing after a slow target.
@@ -47,7 +61,6 @@ pub const DEFAULT_FORWARD_TIMEOUT_MS: u64 = 8_000;
 #[derive(Debug, Clone)]
 pub struct TargetConfig {
     pub url: String,
-    pub path: String,
     pub health_path: String,
     pub timeout: Duration,
 }
@@ -63,7 +76,6 @@ impl TargetConfig {
         }
         Ok(Self {
             url: url.trim_end_matches('/').to_string(),
-            path: optional("TARGET_PATH").unwrap_or_else(|| DEFAULT_TARGET_PATH.into()),
             health_path: optional("TARGET_HEALTH_PATH")
                 .unwrap_or_else(|| DEFAULT_HEALTH_PATH.into()),
             timeout: Duration::from_millis(parse_or(

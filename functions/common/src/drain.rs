@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::buffer::{BufferError, QueuedHook, WebhookBuffer};
 use crate::jenkins::{Delivery, JenkinsTarget, OutgoingRequest};
 use crate::state::{SpigotState, Stage};
+use crate::target_routes::TargetRoutes;
 
 /// SQS returns at most 10 messages per receive.
 const BATCH_SIZE: usize = 10;
@@ -100,6 +101,8 @@ pub struct Drainer<'a> {
     pub stage: &'a Stage,
     pub buffer: &'a WebhookBuffer,
     pub target: &'a JenkinsTarget,
+    /// What may still be replayed, and how.
+    pub routes: &'a TargetRoutes,
 }
 
 enum Outcome {
@@ -327,6 +330,17 @@ impl Drainer<'_> {
                 }
             }
         };
+        // Only where a route takes it now: a route removed since it was queued, or a
+        // message no route ever took, goes to the DLQ with the reason.
+        let route = match self.routes.for_replay(&envelope.method, &envelope.path) {
+            Ok(route) => route,
+            Err(err) => {
+                return Outcome::Poison {
+                    reason: format!("no configured route takes it now: {err}"),
+                    status: None,
+                }
+            }
+        };
         let body = match self.buffer.load_body(envelope).await {
             Ok(body) => body,
             Err(
@@ -346,12 +360,14 @@ impl Drainer<'_> {
                 }
             }
         };
+        let query = route.filter_query(&envelope.query);
         let request = OutgoingRequest {
             method: &envelope.method,
             path: &envelope.path,
-            query: &envelope.query,
+            query: &query,
             headers: &envelope.headers,
             body,
+            with_credentials: route.credentials,
         };
         match self.target.forward(&request).await {
             Delivery::Accepted { .. } => Outcome::Delivered,

@@ -25,6 +25,11 @@ pub struct Envelope {
     #[serde(default)]
     pub headers: Vec<(String, String)>,
     pub body: EnvelopeBody,
+    /// The route it came through (informational: a replay goes only where a route
+    /// configured then takes its method and path). Absent in envelopes queued before
+    /// routes existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,7 +77,14 @@ impl Envelope {
             body: EnvelopeBody::Inline {
                 base64: BASE64.encode(body),
             },
+            route: None,
         }
+    }
+
+    /// Names the route the request came through.
+    pub fn through(mut self, route: &str) -> Self {
+        self.route = Some(route.to_owned());
+        self
     }
 
     pub fn to_message(&self) -> String {

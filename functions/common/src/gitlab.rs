@@ -20,6 +20,34 @@ pub struct GitlabSecrets {
     pub webhook_secret: Option<Secret>,
 }
 
+/// The header a GitLab webhook carries its secret token in, verbatim.
+pub const HOOK_TOKEN_HEADER: &str = "x-gitlab-token";
+
+/// Whether `token` is one of `secrets`, compared in constant time.
+pub fn hook_token_matches(token: &str, secrets: &[Secret]) -> bool {
+    use subtle::ConstantTimeEq;
+    // Every secret is compared, so the time says nothing about which one matched.
+    secrets.iter().fold(false, |matched, secret| {
+        matched | bool::from(token.as_bytes().ct_eq(secret.expose().as_bytes()))
+    })
+}
+
+/// Headers of a GitLab webhook a receiver may need (delivery headers,
+/// `reference/gitlab-api.md` §4). Never `X-Gitlab-Token`: it is a secret, and it is
+/// checked here, not passed on.
+pub fn is_kept_hook_header(name: &str) -> bool {
+    const KEPT: [&str; 6] = [
+        "x-gitlab-event",
+        "x-gitlab-event-uuid",
+        "x-gitlab-instance",
+        "x-gitlab-webhook-uuid",
+        "idempotency-key",
+        "content-type",
+    ];
+    let name = name.to_ascii_lowercase();
+    KEPT.contains(&name.as_str()) || name == "user-agent"
+}
+
 /// Job statuses after which the trace is complete.
 pub const TERMINAL_STATUSES: [&str; 3] = ["success", "failed", "canceled"];
 

@@ -22,5 +22,6 @@ pub mod port_run;
 pub mod search;
 pub mod secrets;
 pub mod state;
+pub mod target_routes;
 pub mod telemetry;
 pub mod text;

@@ -29,6 +29,10 @@ impl std::fmt::Debug for Secret {
 pub struct GithubSecrets {
     #[serde(default)]
     pub webhook_secrets: Vec<Secret>,
+    /// `X-Gitlab-Token` values accepted on routes that verify GitLab's token (several
+    /// during a rotation).
+    #[serde(default)]
+    pub gitlab_tokens: Vec<Secret>,
 }
 
 /// `jenkins.json` in the credentials bucket: a user and its API token (Basic auth; API
@@ -156,12 +160,6 @@ impl SpigotSecrets {
 
     pub async fn from_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Self, SecretsError> {
         let github = read_json::<GithubSecrets>(s3, bucket, "github.json").await?;
-        if github.is_none() {
-            tracing::warn!(
-                bucket,
-                "no github.json in the credentials bucket: webhook signatures are not checked"
-            );
-        }
         Ok(Self {
             github: github.unwrap_or_default(),
             jenkins: read_json(s3, bucket, "jenkins.json").await?,
@@ -169,15 +167,19 @@ impl SpigotSecrets {
     }
 
     pub fn from_env() -> Self {
-        let webhook_secrets = optional("GITHUB_WEBHOOK_SECRETS")
-            .map(|list| {
-                list.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(Secret::new)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let list = |name| {
+            optional(name)
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(Secret::new)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let webhook_secrets = list("GITHUB_WEBHOOK_SECRETS");
+        let gitlab_tokens = list("GITLAB_WEBHOOK_TOKENS");
         let jenkins = match (optional("JENKINS_USERNAME"), optional("JENKINS_API_TOKEN")) {
             (Some(username), Some(token)) => Some(JenkinsCredentials {
                 username,
@@ -186,7 +188,10 @@ impl SpigotSecrets {
             _ => None,
         };
         Self {
-            github: GithubSecrets { webhook_secrets },
+            github: GithubSecrets {
+                webhook_secrets,
+                gitlab_tokens,
+            },
             jenkins,
         }
     }

@@ -10,9 +10,8 @@ use serde_json::{json, Value};
 use spigot_common::apigw::{error_response, header, json_response, query_pairs, raw_body};
 use spigot_common::aws::error_text;
 use spigot_common::envelope::now_rfc3339;
-use spigot_common::gitlab::is_terminal;
+use spigot_common::gitlab::{hook_token_matches, is_terminal};
 use spigot_common::secrets::Secret;
-use subtle::ConstantTimeEq;
 
 use crate::{IngestRequest, REQUEST_VERSION};
 
@@ -23,7 +22,8 @@ pub const JOB_HOOK: &str = "Job Hook";
 pub struct Intake {
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
-    /// `None`: nothing is accepted until a secret is configured.
+    /// `None` only with `ALLOW_UNSIGNED=true` (the function refuses to start otherwise):
+    /// requests are taken without a token.
     pub webhook_secret: Option<Secret>,
 }
 
@@ -76,7 +76,15 @@ async fn job_hook(intake: &Intake, request: &ApiGatewayProxyRequest) -> ApiGatew
     let project_path = hook["project"]["path_with_namespace"]
         .as_str()
         .map(str::to_owned);
-    enqueue(intake, project_id, job_id, "job_hook", project_path).await
+    enqueue(
+        intake,
+        request_id(request),
+        project_id,
+        job_id,
+        "job_hook",
+        project_path,
+    )
+    .await
 }
 
 /// `GET /gitlab?project_id=&job_id=...` from a job's `after_script`: the job is still
@@ -106,21 +114,24 @@ async fn after_script(
         );
     };
     let project_path = query.get("project_name").cloned().filter(|p| !p.is_empty());
-    enqueue(intake, project_id, job_id, "after_script", project_path).await
+    enqueue(
+        intake,
+        request_id(request),
+        project_id,
+        job_id,
+        "after_script",
+        project_path,
+    )
+    .await
 }
 
 /// The answer to a request whose token does not match the configured secret (compared
-/// in constant time); `None` when it matches.
+/// in constant time); `None` when it matches, or when no secret is configured on purpose.
 fn refuse_token(intake: &Intake, token: Option<&str>) -> Option<ApiGatewayProxyResponse> {
-    let Some(secret) = &intake.webhook_secret else {
-        return Some(error_response(
-            503,
-            "gitlab_ingest has no webhook secret configured",
-        ));
-    };
+    let secret = intake.webhook_secret.as_ref()?;
     match token {
         None => Some(error_response(401, "X-Gitlab-Token is missing")),
-        Some(token) if bool::from(token.as_bytes().ct_eq(secret.expose().as_bytes())) => None,
+        Some(token) if hook_token_matches(token, std::slice::from_ref(secret)) => None,
         Some(_) => Some(error_response(
             401,
             "X-Gitlab-Token does not match the configured secret",
@@ -130,6 +141,7 @@ fn refuse_token(intake: &Intake, token: Option<&str>) -> Option<ApiGatewayProxyR
 
 async fn enqueue(
     intake: &Intake,
+    request_id: Option<&str>,
     project_id: u64,
     job_id: u64,
     source: &str,
@@ -160,13 +172,18 @@ async fn enqueue(
             )
         }
         Err(err) => {
-            tracing::error!(project_id, job_id, error = %error_text(&err), "cannot queue the job");
-            error_response(
+            // The detail (queue URL, AWS's words) is for our log, not for the caller.
+            tracing::error!(project_id, job_id, request_id, error = %error_text(&err), "cannot queue the job");
+            json_response(
                 503,
-                format!("the job could not be queued: {}", error_text(&err)),
+                json!({"error": "the job could not be queued; send it again later", "request_id": request_id}),
             )
         }
     }
+}
+
+fn request_id(request: &ApiGatewayProxyRequest) -> Option<&str> {
+    request.request_context.request_id.as_deref()
 }
 
 fn ignored(reason: &str) -> ApiGatewayProxyResponse {

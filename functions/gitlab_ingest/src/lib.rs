@@ -13,7 +13,7 @@ use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use aws_lambda_events::sqs::SqsEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use spigot_common::config::{optional, parse_or, required, ConfigError};
+use spigot_common::config::{allow_unsigned, optional, parse_or, required, ConfigError};
 use spigot_common::gitlab::{GitlabClient, GitlabSecrets};
 use spigot_common::search::{SearchAuth, SearchClient, SearchCredentials};
 use spigot_common::secrets::{read_json, Secret, SecretsError};
@@ -81,9 +81,17 @@ impl Deps {
             "the GitLab token (gitlab.json \"token\" in the credentials bucket, or GITLAB_TOKEN)",
         ))?;
         if gitlab_secrets.webhook_secret.is_none() {
-            tracing::warn!(
-                "no GitLab webhook secret: /gitlab refuses every request until one is set"
-            );
+            if !allow_unsigned()? {
+                return Err(ConfigError::Invalid {
+                    name: "ALLOW_UNSIGNED",
+                    reason: "no GitLab webhook secret (gitlab.json \"webhook_secret\", or \
+                             GITLAB_WEBHOOK_SECRET): /gitlab would take anyone's request. \
+                             Configure one, or set ALLOW_UNSIGNED=true on purpose"
+                        .into(),
+                }
+                .into());
+            }
+            tracing::warn!("ALLOW_UNSIGNED=true: /gitlab takes requests without X-Gitlab-Token");
         }
         let search = SearchClient::new(
             &required("SEARCH_URL")?,

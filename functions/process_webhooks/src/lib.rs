@@ -1,54 +1,192 @@
 //! process_webhooks: a webhook arrives through API Gateway; it goes to the target at once
 //! while the spigot is ON, and into the queue while it is OFF or DRAINING or when the
 //! target cannot take it. It is never answered 2xx unless delivered or stored.
+//!
+//! Whoever calls the endpoint may hold one validly signed request, and a signature
+//! covers only the body: the path, method and query are pinned by the configured routes
+//! (`spigot_common::target_routes`), never taken from the request, and nothing of
+//! Jenkins' answer or of our internals goes back to the caller.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use bytes::Bytes;
 use serde_json::json;
 use spigot_common::apigw::{error_response, header, json_response, query_pairs, raw_body};
 use spigot_common::buffer::{Claim, WebhookBuffer};
+use spigot_common::config::ConfigError;
 use spigot_common::envelope::Envelope;
 use spigot_common::github::{
     is_kept_header, is_valid_delivery_id, verify_signature, DELIVERY_HEADER, EVENT_HEADER,
     SIGNATURE_256_HEADER,
 };
+use spigot_common::gitlab::{hook_token_matches, is_kept_hook_header, HOOK_TOKEN_HEADER};
 use spigot_common::jenkins::{Delivery, JenkinsTarget, OutgoingRequest};
-use spigot_common::secrets::Secret;
+use spigot_common::secrets::{GithubSecrets, Secret};
 use spigot_common::state::{SpigotState, STATE_VARIABLE};
+use spigot_common::target_routes::{TargetRoute, TargetRoutes, Verify};
 
 /// Everything the handler needs, built once per cold start.
 pub struct Deps {
     pub buffer: WebhookBuffer,
     pub target: JenkinsTarget,
-    /// Empty: signatures are not checked.
-    pub webhook_secrets: Vec<Secret>,
+    pub routes: TargetRoutes,
+    pub senders: Senders,
+}
+
+/// How senders are checked: the secrets of each kind, and whether a route whose kind has
+/// none takes requests unchecked (`ALLOW_UNSIGNED=true`).
+#[derive(Debug, Clone, Default)]
+pub struct Senders {
+    pub github_secrets: Vec<Secret>,
+    pub gitlab_tokens: Vec<Secret>,
+    pub allow_unsigned: bool,
+}
+
+impl Senders {
+    pub fn new(secrets: GithubSecrets, allow_unsigned: bool) -> Self {
+        Self {
+            github_secrets: secrets.webhook_secrets,
+            gitlab_tokens: secrets.gitlab_tokens,
+            allow_unsigned,
+        }
+    }
+
+    fn secrets(&self, verify: Verify) -> &[Secret] {
+        match verify {
+            Verify::GithubSignature => &self.github_secrets,
+            Verify::GitlabToken => &self.gitlab_tokens,
+        }
+    }
+
+    /// The cold-start check: no secrets of any kind refuses to start unless
+    /// `ALLOW_UNSIGNED=true`. Returns what to warn about: the routes that take unchecked
+    /// requests, or that refuse every request for want of a secret.
+    pub fn check(&self, routes: &TargetRoutes) -> Result<Vec<String>, ConfigError> {
+        let public: Vec<&TargetRoute> = routes.iter().filter(|r| !r.internal).collect();
+        let unverifiable: Vec<&&TargetRoute> = public
+            .iter()
+            .filter(|r| self.secrets(r.verify).is_empty())
+            .collect();
+        if !self.allow_unsigned && unverifiable.len() == public.len() {
+            return Err(ConfigError::Invalid {
+                name: "ALLOW_UNSIGNED",
+                reason: "no webhook secret is configured (github.json webhook_secrets / \
+                         gitlab_tokens, or GITHUB_WEBHOOK_SECRETS / GITLAB_WEBHOOK_TOKENS): \
+                         every request would reach Jenkins unchecked. Configure a secret, or \
+                         set ALLOW_UNSIGNED=true to accept unsigned requests on purpose"
+                    .into(),
+            });
+        }
+        Ok(unverifiable
+            .iter()
+            .map(|route| {
+                if self.allow_unsigned {
+                    format!(
+                        "ALLOW_UNSIGNED=true: route {} ({}) takes requests without checking their sender",
+                        route.name,
+                        route.display_path()
+                    )
+                } else {
+                    format!(
+                        "route {} ({}) refuses every request: no {} is configured",
+                        route.name,
+                        route.display_path(),
+                        secret_kind(route.verify)
+                    )
+                }
+            })
+            .collect())
+    }
+
+    /// Whether the request's sender is who the route expects; `Err` is the 401's text.
+    fn verify(
+        &self,
+        route: &TargetRoute,
+        request: &ApiGatewayProxyRequest,
+        body: &[u8],
+    ) -> Result<(), String> {
+        let secrets = self.secrets(route.verify);
+        if secrets.is_empty() {
+            return if self.allow_unsigned {
+                Ok(())
+            } else {
+                Err(format!(
+                    "this endpoint needs {} and none is configured",
+                    secret_kind(route.verify)
+                ))
+            };
+        }
+        match route.verify {
+            Verify::GithubSignature => {
+                verify_signature(body, header(request, SIGNATURE_256_HEADER), secrets)
+                    .map_err(|e| e.to_string())
+            }
+            Verify::GitlabToken => match header(request, HOOK_TOKEN_HEADER) {
+                None => Err("X-Gitlab-Token is missing".into()),
+                Some(token) if hook_token_matches(token, secrets) => Ok(()),
+                Some(_) => Err("X-Gitlab-Token does not match".into()),
+            },
+        }
+    }
+}
+
+fn secret_kind(verify: Verify) -> &'static str {
+    match verify {
+        Verify::GithubSignature => "webhook secret (X-Hub-Signature-256)",
+        Verify::GitlabToken => "GitLab token (X-Gitlab-Token)",
+    }
+}
+
+/// The headers a route passes on and stores.
+fn kept_headers(route: &TargetRoute, request: &ApiGatewayProxyRequest) -> Vec<(String, String)> {
+    let keep = |name: &str| match route.verify {
+        Verify::GithubSignature => is_kept_header(name),
+        Verify::GitlabToken => is_kept_hook_header(name),
+    };
+    request
+        .headers
+        .iter()
+        .filter(|(name, _)| keep(name.as_str()))
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 pub async fn handle_request(
     deps: &Deps,
     request: ApiGatewayProxyRequest,
 ) -> ApiGatewayProxyResponse {
+    let request_id = request.request_context.request_id.clone();
+    let method = request.http_method.as_str().to_string();
+    let resolved = match deps.routes.for_request(
+        &method,
+        request.path_parameters.get("proxy").map(String::as_str),
+    ) {
+        Ok(resolved) => resolved,
+        Err(err) => {
+            tracing::warn!(method, problem = %err, "refused a request no route takes");
+            return error_response(err.status(), err.to_string());
+        }
+    };
+    let route = resolved.route;
     // Bytes: the forward and the envelope share one copy of a body of up to 10 MB.
     let body = match raw_body(&request) {
         Ok(body) => Bytes::from(body),
         Err(err) => return error_response(400, err.to_string()),
     };
-    let method = request.http_method.as_str().to_string();
     if method == "POST" && body.is_empty() {
         return error_response(400, "the request has no body; a webhook POST needs one");
     }
-    if !deps.webhook_secrets.is_empty() {
-        if let Err(err) = verify_signature(
-            &body,
-            header(&request, SIGNATURE_256_HEADER),
-            &deps.webhook_secrets,
-        ) {
-            tracing::warn!(problem = %err, "refused a request with a bad signature");
-            return error_response(401, err.to_string());
-        }
+    if let Err(problem) = deps.senders.verify(route, &request, &body) {
+        tracing::warn!(route = %route.name, problem, "refused a request whose sender is not verified");
+        return error_response(401, problem);
     }
 
     let delivery_id = header(&request, DELIVERY_HEADER).map(str::to_string);
+    let delivery = delivery_id.as_deref().unwrap_or("");
     let event = header(&request, EVENT_HEADER).unwrap_or("-").to_string();
     if let Some(id) = &delivery_id {
         if !is_valid_delivery_id(id) {
@@ -74,21 +212,9 @@ pub async fn handle_request(
         SpigotState::Off
     });
 
-    let path = deps
-        .target
-        .path_for(request.path_parameters.get("proxy").map(String::as_str));
-    let query = query_pairs(&request);
-    let headers: Vec<(String, String)> = request
-        .headers
-        .iter()
-        .filter(|(name, _)| is_kept_header(name.as_str()))
-        .map(|(name, value)| {
-            (
-                name.as_str().to_string(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let query = route.filter_query(&query_pairs(&request));
+    let headers = kept_headers(route, &request);
+    let path = resolved.target_path;
 
     let queue_reason = if state == SpigotState::On {
         let outgoing = OutgoingRequest {
@@ -97,17 +223,20 @@ pub async fn handle_request(
             query: &query,
             headers: &headers,
             body: body.clone(),
+            with_credentials: route.credentials,
         };
         match deps.target.forward(&outgoing).await {
             Delivery::Accepted { status } => {
-                tracing::info!(delivery = ?delivery_id, event, status, "delivered");
+                tracing::info!(delivery, event, route = %route.name, status, "delivered");
                 return json_response(
                     200,
                     json!({ "status": "delivered", "target_status": status }),
                 );
             }
             Delivery::Rejected { status, body } => {
-                tracing::warn!(delivery = ?delivery_id, event, status, "target refused the request");
+                // Jenkins' own words stay in our log: they may say more than a sender
+                // should learn.
+                tracing::warn!(delivery, event, route = %route.name, status, target_body = %body, "target refused the request");
                 // A corrected redelivery must not be taken for a duplicate.
                 if let Some(id) = &delivery_id {
                     deps.buffer.release_delivery(id).await;
@@ -117,7 +246,6 @@ pub async fn handle_request(
                     json!({
                         "error": format!("the target refused the request with {status}"),
                         "target_status": status,
-                        "target_body": body,
                     }),
                 );
             }
@@ -127,10 +255,10 @@ pub async fn handle_request(
         format!("spigot is {state}")
     };
 
-    let envelope = Envelope::new(method, path, query, headers, &body);
+    let envelope = Envelope::new(method, path, query, headers, &body).through(&route.name);
     match deps.buffer.enqueue(envelope).await {
         Ok(envelope) => {
-            tracing::info!(delivery = ?delivery_id, event, id = %envelope.id, state = %state, reason = %queue_reason, "queued");
+            tracing::info!(delivery, event, route = %route.name, id = %envelope.id, state = %state, reason = %queue_reason, "queued");
             json_response(
                 202,
                 json!({
@@ -142,11 +270,17 @@ pub async fn handle_request(
             )
         }
         Err(err) => {
-            tracing::error!(delivery = ?delivery_id, event, error = %err, "request neither delivered nor stored");
+            tracing::error!(delivery, event, request_id = request_id.as_deref().unwrap_or(""), error = %err, "request neither delivered nor stored");
             if let Some(id) = &delivery_id {
                 deps.buffer.release_delivery(id).await;
             }
-            error_response(503, format!("the request could not be stored: {err}"))
+            json_response(
+                503,
+                json!({
+                    "error": "the request could not be stored; send it again later",
+                    "request_id": request_id,
+                }),
+            )
         }
     }
 }

@@ -8,12 +8,15 @@ use spigot_common::buffer::WebhookBuffer;
 use spigot_common::drain::{DrainOptions, DrainSummary, Drainer};
 use spigot_common::jenkins::JenkinsTarget;
 use spigot_common::state::Stage;
+use spigot_common::target_routes::TargetRoutes;
 use spigot_common::telemetry::Metrics;
 
 pub struct Deps {
     pub stage: Stage,
     pub buffer: WebhookBuffer,
     pub target: JenkinsTarget,
+    /// What may be replayed: the API's routes and our own functions' (end-of-run builds).
+    pub routes: TargetRoutes,
     /// Replays in flight at once (`DRAIN_CONCURRENCY`); 1 keeps arrival order.
     pub concurrency: usize,
 }
@@ -46,6 +49,7 @@ pub async fn handle_event(
         stage: &deps.stage,
         buffer: &deps.buffer,
         target: &deps.target,
+        routes: &deps.routes,
     };
     let options = DrainOptions {
         concurrency: deps.concurrency,

@@ -8,6 +8,7 @@ use spigot_common::config::{parse_or, TargetConfig};
 use spigot_common::jenkins::JenkinsTarget;
 use spigot_common::secrets::SpigotSecrets;
 use spigot_common::state::Stage;
+use spigot_common::target_routes::TargetRoutes;
 use spigot_common::{aws, lambda, telemetry};
 
 /// Time kept back from the invocation's deadline for the final delete, release and report.
@@ -22,6 +23,7 @@ async fn main() -> Result<(), Error> {
         stage: Stage::from_env(&sdk)?,
         buffer: WebhookBuffer::from_env(&sdk)?,
         target: JenkinsTarget::new(TargetConfig::from_env()?, secrets.jenkins)?,
+        routes: TargetRoutes::from_env()?,
         concurrency: parse_or("DRAIN_CONCURRENCY", 1usize)?,
     };
     let deps = &deps;

@@ -213,7 +213,7 @@ fn banner(stack: &Stack, stack_name: &str) -> String {
         .unwrap_or_default();
     let signing = match &stack.options().webhook_secret {
         Some(_) => "   (webhooks must be signed with the secret you gave: X-Hub-Signature-256)\n",
-        None => "",
+        None => "   (no --webhook-secret: this local endpoint takes unsigned requests, as ALLOW_UNSIGNED=true)\n",
     };
     let functions = stack.functions().names().join(", ");
     let runtime = match stack.functions().watch_url() {

@@ -162,6 +162,12 @@ impl Stack {
                     crate::kafka::BOOTSTRAP_SERVERS.to_owned(),
                 ),
                 ("EorJenkinsJob", EOR_JOB.to_owned()),
+                // Without a webhook secret (`up` without --webhook-secret) the local
+                // endpoint takes unsigned requests, as a deployed one would refuse to.
+                (
+                    "AllowUnsigned",
+                    options.webhook_secret.is_none().to_string(),
+                ),
             ],
         );
         parameters.extend(options.parameters.clone());

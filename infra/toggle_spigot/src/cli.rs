@@ -124,9 +124,16 @@ pub struct DrainArgs {
     /// Base URL of the target (Jenkins).
     #[arg(long, env = "TARGET_URL", value_name = "URL")]
     pub target_url: String,
-    /// Default path on the target for `/webhook` requests.
-    #[arg(long, env = "TARGET_PATH", default_value = spigot_common::config::DEFAULT_TARGET_PATH, value_name = "PATH")]
+    /// Path on the target of the default `/webhook` route (when no --target-routes).
+    #[arg(long, env = "TARGET_PATH", default_value = spigot_common::target_routes::DEFAULT_ROOT_TARGET, value_name = "PATH")]
     pub target_path: String,
+    /// The routes a replay may take, as send_from_queue has them (JSON; see the README).
+    /// Unset: the default routes. A message no route takes goes to the DLQ.
+    #[arg(long, env = "TARGET_ROUTES", value_name = "JSON")]
+    pub target_routes: Option<String>,
+    /// The end-of-run Jenkins job of aliecs_ingest (its builds wait in the same queue).
+    #[arg(long, env = "EOR_JENKINS_JOB", value_name = "JOB")]
+    pub eor_jenkins_job: Option<String>,
     /// Path probed before anything is received; the target is down unless it answers < 400.
     #[arg(long, env = "TARGET_HEALTH_PATH", default_value = spigot_common::config::DEFAULT_HEALTH_PATH, value_name = "PATH")]
     pub target_health_path: String,
@@ -252,7 +259,7 @@ mod tests {
     };
 
     /// The variables clap reads; tests must not depend on the caller's environment.
-    const ENV_VARS: [&str; 10] = [
+    const ENV_VARS: [&str; 12] = [
         "REST_API_ID",
         "STAGE_NAME",
         "SPIGOT_QUEUE_URL",
@@ -260,6 +267,8 @@ mod tests {
         "PAYLOAD_BUCKET",
         "TARGET_URL",
         "TARGET_PATH",
+        "TARGET_ROUTES",
+        "EOR_JENKINS_JOB",
         "TARGET_HEALTH_PATH",
         "DRAIN_CONCURRENCY",
         "CREDENTIALS_BUCKET",
@@ -412,6 +421,7 @@ mod tests {
             &[
                 ("TARGET_URL", "http://jenkins:8080"),
                 ("DRAIN_CONCURRENCY", "4"),
+                ("EOR_JENKINS_JOB", "ops/post-run"),
             ],
             || {
                 let Command::Drain(args) = parse(&["drain"]).unwrap().command else {
@@ -420,6 +430,8 @@ mod tests {
                 assert_eq!(args.target_url, "http://jenkins:8080");
                 assert_eq!(args.concurrency, 4);
                 assert_eq!(args.target_path, "/github-webhook/");
+                assert_eq!(args.target_routes, None);
+                assert_eq!(args.eor_jenkins_job.as_deref(), Some("ops/post-run"));
             },
         );
         with_env(&[], || {

@@ -11,6 +11,7 @@ use spigot_common::buffer::{QueueDepth, WebhookBuffer};
 use spigot_common::drain::{DrainOptions, DrainSummary, Drainer};
 use spigot_common::jenkins::JenkinsTarget;
 use spigot_common::state::{SpigotState, Stage};
+use spigot_common::target_routes::TargetRoutes;
 
 use crate::age::AgeSource;
 use crate::cli::{OnArgs, RedriveArgs};
@@ -187,6 +188,7 @@ pub async fn status(spigot: &Spigot, ages: &AgeSource, out: Output) -> anyhow::R
 pub async fn drain(
     spigot: &Spigot,
     target: &JenkinsTarget,
+    routes: &TargetRoutes,
     concurrency: usize,
     out: Output,
 ) -> anyhow::Result<ExitCode> {
@@ -214,6 +216,7 @@ pub async fn drain(
         stage: &spigot.stage,
         buffer: &spigot.buffer,
         target,
+        routes,
     };
     let options = DrainOptions {
         concurrency,

@@ -12,6 +12,7 @@ use spigot_common::config::{BufferConfig, StageConfig, TargetConfig};
 use spigot_common::jenkins::JenkinsTarget;
 use spigot_common::secrets::SpigotSecrets;
 use spigot_common::state::Stage;
+use spigot_common::target_routes::TargetRoutes;
 use toggle_spigot::age::AgeSource;
 use toggle_spigot::cli::{self, Command, Invocation};
 use toggle_spigot::commands::{self, Output};
@@ -109,12 +110,17 @@ async fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
         }
         Command::Drain(args) => {
             let target = target(&args, &sdk).await?;
+            let routes = TargetRoutes::from_settings(
+                args.target_routes.as_deref(),
+                Some(&args.target_path),
+                args.eor_jenkins_job.as_deref(),
+            )?;
             let concurrency = usize::try_from(args.concurrency).context("--concurrency")?;
             let spigot = Spigot {
                 buffer: buffer(settings.payload_bucket(name)?)?,
                 stage: stage(&sdk, &settings).await?,
             };
-            commands::drain(&spigot, &target, concurrency, out).await
+            commands::drain(&spigot, &target, &routes, concurrency, out).await
         }
     }
 }
@@ -161,7 +167,6 @@ async fn target(
     Ok(JenkinsTarget::new(
         TargetConfig {
             url,
-            path: args.target_path.clone(),
             health_path: args.target_health_path.clone(),
             timeout: Duration::from_millis(args.forward_timeout_ms),
         },

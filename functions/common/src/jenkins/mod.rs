@@ -42,7 +42,7 @@ pub fn classify(status: u16, body: impl FnOnce() -> String) -> Delivery {
     }
 }
 
-/// One HTTP request to send to the target.
+/// One HTTP request to send to the target, on a path a route allowed.
 #[derive(Debug, Clone)]
 pub struct OutgoingRequest<'a> {
     pub method: &'a str,
@@ -50,6 +50,8 @@ pub struct OutgoingRequest<'a> {
     pub query: &'a [(String, String)],
     pub headers: &'a [(String, String)],
     pub body: Bytes,
+    /// The route says the Jenkins credentials go with it.
+    pub with_credentials: bool,
 }
 
 /// Longest part of a refusal's body kept for the sender and the DLQ attributes.
@@ -83,15 +85,6 @@ impl JenkinsTarget {
         &self.config
     }
 
-    /// The target path for a request: the configured path for `/webhook`, or the
-    /// remainder after `/webhook/` so any Jenkins endpoint can sit behind the spigot.
-    pub fn path_for(&self, proxy_remainder: Option<&str>) -> String {
-        match proxy_remainder {
-            Some(rest) if !rest.is_empty() => format!("/{}", rest.trim_start_matches('/')),
-            _ => self.config.path.clone(),
-        }
-    }
-
     /// Sends the request with its headers and body bytes untouched, within the timeout.
     pub async fn forward(&self, request: &OutgoingRequest<'_>) -> Delivery {
         let Ok(method) = reqwest::Method::from_bytes(request.method.as_bytes()) else {
@@ -100,16 +93,23 @@ impl JenkinsTarget {
                 body: format!("method {:?} cannot be sent", request.method),
             };
         };
-        let url = format!("{}{}", self.config.url, request.path);
-        let mut builder = self.client.request(method, &url);
+        let Some(url) = self.url_for(request.path) else {
+            return Delivery::Rejected {
+                status: 400,
+                body: "the path does not stay below the target URL".into(),
+            };
+        };
+        let mut builder = self.client.request(method, url);
         if !request.query.is_empty() {
             builder = builder.query(request.query);
         }
         for (name, value) in request.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
-        if let Some(creds) = &self.credentials {
-            builder = builder.basic_auth(&creds.username, Some(creds.api_token.expose()));
+        if request.with_credentials {
+            if let Some(creds) = &self.credentials {
+                builder = builder.basic_auth(&creds.username, Some(creds.api_token.expose()));
+            }
         }
         match builder.body(request.body.clone()).send().await {
             Ok(response) => {
@@ -130,6 +130,25 @@ impl JenkinsTarget {
                 status: None,
             },
         }
+    }
+
+    /// The URL of `path` on the target, only when parsing it changed nothing: the routes
+    /// already refuse what could climb out (dot segments, encoded slashes, `@`, ...);
+    /// this holds the line should one of them be wrong.
+    fn url_for(&self, path: &str) -> Option<reqwest::Url> {
+        if !path.starts_with('/') {
+            return None;
+        }
+        let joined = format!("{}{path}", self.config.url);
+        let url = reqwest::Url::parse(&joined).ok()?;
+        let base = reqwest::Url::parse(&self.config.url).ok()?;
+        let same_origin = url.origin() == base.origin() && url.username().is_empty();
+        let expected_path = format!("{}{path}", base.path().trim_end_matches('/'));
+        (same_origin
+            && url.path() == expected_path
+            && url.query().is_none()
+            && url.fragment().is_none())
+        .then_some(url)
     }
 
     /// Does the target answer? A GET on the health path with the same credentials as the
@@ -157,6 +176,40 @@ fn describe_transport_error(err: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_that_would_change_on_parsing_is_not_sent() {
+        let target = |url: &str| {
+            JenkinsTarget::new(
+                TargetConfig {
+                    url: url.into(),
+                    health_path: "/login".into(),
+                    timeout: Duration::from_secs(1),
+                },
+                None,
+            )
+            .unwrap()
+        };
+        let prefixed = target("https://jenkins.example.com/ci");
+        assert_eq!(
+            prefixed.url_for("/project/a%20b").unwrap().as_str(),
+            "https://jenkins.example.com/ci/project/a%20b"
+        );
+        for escape in [
+            "/../x",
+            "/a/%2e%2e/x",
+            "/a?x=1",
+            "/a#x",
+            "/a b",
+            "@evil.example/x",
+        ] {
+            assert_eq!(prefixed.url_for(escape), None, "{escape}");
+        }
+        let root = target("http://127.0.0.1:8080");
+        assert!(root.url_for("/github-webhook/").is_some());
+        assert_eq!(root.url_for(":9/x"), None);
+        assert_eq!(root.url_for("@evil.example/x"), None);
+    }
 
     #[test]
     fn classifies_statuses() {

@@ -398,6 +398,14 @@ struct InjectedFailure {
     remaining: usize,
 }
 
+/// Endpoints anonymous callers may reach on a Jenkins that requires credentials.
+const UNPROTECTED_PATHS: [&str; 4] = [
+    "/github-webhook/",
+    "/github-webhook",
+    "/generic-webhook-trigger/invoke",
+    "/multibranch-webhook-trigger/invoke",
+];
+
 /// A request as read from the wire.
 struct ReceivedRequest {
     method: Method,
@@ -474,7 +482,7 @@ impl Shared {
                 return (status, "sandbox Jenkins: injected failure\n").into_response();
             }
         }
-        if !self.credentials_accepted(&request.headers) {
+        if !self.credentials_accepted(&request.headers, request.uri.path()) {
             return (
                 StatusCode::UNAUTHORIZED,
                 [(WWW_AUTHENTICATE, "Basic realm=\"Jenkins\"")],
@@ -511,13 +519,21 @@ impl Shared {
         }
     }
 
-    fn credentials_accepted(&self, headers: &HeaderMap) -> bool {
+    /// Jenkins' rule: wrong credentials are refused on every path; none at all are
+    /// anonymous, which the webhook receivers take (they are unprotected root actions:
+    /// github-plugin `GitHubWebHook`, generic-webhook-trigger `GenericWebHookRequestReceiver`,
+    /// multibranch-scan-webhook-trigger) and everything else refuses once credentials are
+    /// configured.
+    fn credentials_accepted(&self, headers: &HeaderMap, path: &str) -> bool {
         let Some((username, api_token)) = &self.config.credentials else {
             return true;
         };
-        let Some((scheme, encoded)) = headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
+        let Some(authorization) = headers.get(AUTHORIZATION) else {
+            return UNPROTECTED_PATHS.contains(&path);
+        };
+        let Some((scheme, encoded)) = authorization
+            .to_str()
+            .ok()
             .and_then(|value| value.split_once(' '))
         else {
             return false;
