@@ -69,6 +69,28 @@ pub fn json_response(status: u16, body: Value) -> ApiGatewayProxyResponse {
     response
 }
 
+/// An answer decided before any I/O (a refusal, or an event acknowledged and ignored),
+/// made a response at the edge; small, unlike the response itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    /// A 4xx/5xx whose JSON body names the problem.
+    pub fn error(status: u16, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: serde_json::json!({ "error": message.into() }),
+        }
+    }
+
+    pub fn into_response(self) -> ApiGatewayProxyResponse {
+        json_response(self.status, self.body)
+    }
+}
+
 /// A 4xx/5xx answer whose JSON body names the problem.
 pub fn error_response(status: u16, message: impl Into<String>) -> ApiGatewayProxyResponse {
     json_response(status, serde_json::json!({ "error": message.into() }))

@@ -7,11 +7,12 @@ use std::collections::HashMap;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use serde_json::{json, Value};
-use spigot_common::apigw::{error_response, header, json_response, query_pairs, raw_body};
+use spigot_common::apigw::{header, json_response, query_pairs, raw_body, Answer};
 use spigot_common::aws::error_text;
 use spigot_common::envelope::now_rfc3339;
 use spigot_common::gitlab::{hook_token_matches, is_terminal};
 use spigot_common::secrets::Secret;
+use spigot_common::text::truncate;
 
 use crate::{IngestRequest, REQUEST_VERSION};
 
@@ -27,112 +28,131 @@ pub struct Intake {
     pub webhook_secret: Option<Secret>,
 }
 
+/// A finished job whose log is to be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRequest {
+    pub project_id: u64,
+    pub job_id: u64,
+    /// `job_hook` or `after_script`.
+    pub source: &'static str,
+    pub project_path: Option<String>,
+}
+
 pub async fn handle_request(
     intake: &Intake,
     request: ApiGatewayProxyRequest,
 ) -> ApiGatewayProxyResponse {
+    match read_request(intake.webhook_secret.as_ref(), &request) {
+        Ok(job) => enqueue(intake, request_id(&request), job).await,
+        Err(answer) => answer.into_response(),
+    }
+}
+
+/// Reads and checks a request without any I/O; `Err` is the answer for a request that
+/// queues nothing (refused, malformed, or ignored with a 2xx).
+pub fn read_request(
+    webhook_secret: Option<&Secret>,
+    request: &ApiGatewayProxyRequest,
+) -> Result<JobRequest, Answer> {
     match request.http_method.as_str() {
-        "POST" => job_hook(intake, &request).await,
-        "GET" => after_script(intake, &request).await,
-        other => error_response(
+        "POST" => job_hook(webhook_secret, request),
+        "GET" => after_script(webhook_secret, request),
+        other => Err(Answer::error(
             405,
-            format!("{other} is not accepted: POST a Job Hook, or GET from after_script"),
-        ),
+            format!(
+                "{} is not accepted: POST a Job Hook, or GET from after_script",
+                other.chars().take(16).collect::<String>()
+            ),
+        )),
     }
 }
 
 /// `POST /gitlab` with a Job Hook.
-async fn job_hook(intake: &Intake, request: &ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
-    if let Some(refusal) = refuse_token(intake, header(request, TOKEN_HEADER)) {
-        return refusal;
-    }
+fn job_hook(
+    webhook_secret: Option<&Secret>,
+    request: &ApiGatewayProxyRequest,
+) -> Result<JobRequest, Answer> {
+    refuse_token(webhook_secret, header(request, TOKEN_HEADER))?;
     let event = header(request, EVENT_HEADER).unwrap_or("");
     if event != JOB_HOOK {
-        return ignored(&format!("X-Gitlab-Event {event:?} is not a Job Hook"));
+        return Err(ignored(&format!(
+            "X-Gitlab-Event {:?} is not a Job Hook",
+            truncate(event, 64)
+        )));
     }
-    let body = match raw_body(request) {
-        Ok(body) => body,
-        Err(err) => return error_response(400, err.to_string()),
-    };
-    let hook: Value = match serde_json::from_slice(&body) {
-        Ok(hook) => hook,
-        Err(err) => return error_response(400, format!("the Job Hook body is not JSON: {err}")),
-    };
+    let body = raw_body(request).map_err(|err| Answer::error(400, err.to_string()))?;
+    let hook: Value = serde_json::from_slice(&body)
+        .map_err(|err| Answer::error(400, format!("the Job Hook body is not JSON: {err}")))?;
     let (Some(project_id), Some(job_id), Some(status)) = (
         hook["project_id"].as_u64(),
         hook["build_id"].as_u64(),
         hook["build_status"].as_str(),
     ) else {
-        return error_response(
+        return Err(Answer::error(
             400,
             "a Job Hook needs numeric project_id and build_id, and build_status",
-        );
+        ));
     };
     if !is_terminal(status) {
-        return ignored(&format!(
-            "job {job_id} is {status}; its log is read once it has finished"
-        ));
+        return Err(ignored(&format!(
+            "job {job_id} is {}; its log is read once it has finished",
+            truncate(status, 64)
+        )));
     }
     let project_path = hook["project"]["path_with_namespace"]
         .as_str()
         .map(str::to_owned);
-    enqueue(
-        intake,
-        request_id(request),
+    Ok(JobRequest {
         project_id,
         job_id,
-        "job_hook",
+        source: "job_hook",
         project_path,
-    )
-    .await
+    })
 }
 
 /// `GET /gitlab?project_id=&job_id=...` from a job's `after_script`: the job is still
 /// running then, so ingest waits for it to finish.
-async fn after_script(
-    intake: &Intake,
+fn after_script(
+    webhook_secret: Option<&Secret>,
     request: &ApiGatewayProxyRequest,
-) -> ApiGatewayProxyResponse {
+) -> Result<JobRequest, Answer> {
     let query: HashMap<String, String> = query_pairs(request).into_iter().collect();
     if query.contains_key("gitlab_token") {
         // Said before the token check: the fix is on the caller's side either way.
-        return error_response(
+        return Err(Answer::error(
             400,
             "do not send gitlab_token: a token in a URL ends up in access logs; gitlab_ingest \
              reads job logs with its own configured GitLab token",
-        );
+        ));
     }
     let token = header(request, TOKEN_HEADER).or(query.get("token").map(String::as_str));
-    if let Some(refusal) = refuse_token(intake, token) {
-        return refusal;
-    }
+    refuse_token(webhook_secret, token)?;
     let number = |name: &str| query.get(name).and_then(|v| v.trim().parse::<u64>().ok());
     let (Some(project_id), Some(job_id)) = (number("project_id"), number("job_id")) else {
-        return error_response(
+        return Err(Answer::error(
             400,
             "project_id and job_id are required and must be numbers",
-        );
+        ));
     };
     let project_path = query.get("project_name").cloned().filter(|p| !p.is_empty());
-    enqueue(
-        intake,
-        request_id(request),
+    Ok(JobRequest {
         project_id,
         job_id,
-        "after_script",
+        source: "after_script",
         project_path,
-    )
-    .await
+    })
 }
 
 /// The answer to a request whose token does not match the configured secret (compared
 /// in constant time); `None` when it matches, or when no secret is configured on purpose.
-fn refuse_token(intake: &Intake, token: Option<&str>) -> Option<ApiGatewayProxyResponse> {
-    let secret = intake.webhook_secret.as_ref()?;
+fn refuse_token(webhook_secret: Option<&Secret>, token: Option<&str>) -> Result<(), Answer> {
+    let Some(secret) = webhook_secret else {
+        return Ok(());
+    };
     match token {
-        None => Some(error_response(401, "X-Gitlab-Token is missing")),
-        Some(token) if hook_token_matches(token, std::slice::from_ref(secret)) => None,
-        Some(_) => Some(error_response(
+        None => Err(Answer::error(401, "X-Gitlab-Token is missing")),
+        Some(token) if hook_token_matches(token, std::slice::from_ref(secret)) => Ok(()),
+        Some(_) => Err(Answer::error(
             401,
             "X-Gitlab-Token does not match the configured secret",
         )),
@@ -142,11 +162,14 @@ fn refuse_token(intake: &Intake, token: Option<&str>) -> Option<ApiGatewayProxyR
 async fn enqueue(
     intake: &Intake,
     request_id: Option<&str>,
-    project_id: u64,
-    job_id: u64,
-    source: &str,
-    project_path: Option<String>,
+    job: JobRequest,
 ) -> ApiGatewayProxyResponse {
+    let JobRequest {
+        project_id,
+        job_id,
+        source,
+        project_path,
+    } = job;
     let message = IngestRequest {
         version: REQUEST_VERSION,
         project_id,
@@ -186,6 +209,9 @@ fn request_id(request: &ApiGatewayProxyRequest) -> Option<&str> {
     request.request_context.request_id.as_deref()
 }
 
-fn ignored(reason: &str) -> ApiGatewayProxyResponse {
-    json_response(200, json!({"status": "ignored", "reason": reason}))
+fn ignored(reason: &str) -> Answer {
+    Answer {
+        status: 200,
+        body: json!({"status": "ignored", "reason": reason}),
+    }
 }

@@ -10,7 +10,7 @@
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use bytes::Bytes;
 use serde_json::json;
-use spigot_common::apigw::{error_response, header, json_response, query_pairs, raw_body};
+use spigot_common::apigw::{header, json_response, query_pairs, raw_body, Answer};
 use spigot_common::buffer::{Claim, WebhookBuffer};
 use spigot_common::config::ConfigError;
 use spigot_common::envelope::Envelope;
@@ -155,52 +155,64 @@ fn kept_headers(route: &TargetRoute, request: &ApiGatewayProxyRequest) -> Vec<(S
         .collect()
 }
 
-pub async fn handle_request(
-    deps: &Deps,
-    request: ApiGatewayProxyRequest,
-) -> ApiGatewayProxyResponse {
-    let request_id = request.request_context.request_id.clone();
+/// A request that passed every check that needs no I/O: its route, its sender, its
+/// shape. What [`handle_request`] then delivers or stores.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    pub route: &'a TargetRoute,
+    pub method: String,
+    /// The Jenkins path the route resolved.
+    pub path: String,
+    /// The query pairs the route passes on.
+    pub query: Vec<(String, String)>,
+    /// The headers the route keeps.
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub delivery_id: Option<String>,
+    pub event: String,
+    pub state: SpigotState,
+}
+
+/// Reads and checks a request without any I/O: the route, the body, the sender, the
+/// delivery id, the state. `Err` is the answer for a request that goes no further.
+pub fn read_request<'a>(
+    routes: &'a TargetRoutes,
+    senders: &Senders,
+    request: &ApiGatewayProxyRequest,
+) -> Result<Incoming<'a>, Answer> {
     let method = request.http_method.as_str().to_string();
-    let resolved = match deps.routes.for_request(
-        &method,
-        request.path_parameters.get("proxy").map(String::as_str),
-    ) {
-        Ok(resolved) => resolved,
-        Err(err) => {
+    let resolved = routes
+        .for_request(
+            &method,
+            request.path_parameters.get("proxy").map(String::as_str),
+        )
+        .map_err(|err| {
             tracing::warn!(method, problem = %err, "refused a request no route takes");
-            return error_response(err.status(), err.to_string());
-        }
-    };
+            Answer::error(err.status(), err.to_string())
+        })?;
     let route = resolved.route;
     // Bytes: the forward and the envelope share one copy of a body of up to 10 MB.
-    let body = match raw_body(&request) {
-        Ok(body) => Bytes::from(body),
-        Err(err) => return error_response(400, err.to_string()),
-    };
+    let body = Bytes::from(raw_body(request).map_err(|err| Answer::error(400, err.to_string()))?);
     if method == "POST" && body.is_empty() {
-        return error_response(400, "the request has no body; a webhook POST needs one");
+        return Err(Answer::error(
+            400,
+            "the request has no body; a webhook POST needs one",
+        ));
     }
-    if let Err(problem) = deps.senders.verify(route, &request, &body) {
+    senders.verify(route, request, &body).map_err(|problem| {
         tracing::warn!(route = %route.name, problem, "refused a request whose sender is not verified");
-        return error_response(401, problem);
+        Answer::error(401, problem)
+    })?;
+    let delivery_id = header(request, DELIVERY_HEADER).map(str::to_string);
+    if delivery_id
+        .as_deref()
+        .is_some_and(|id| !is_valid_delivery_id(id))
+    {
+        return Err(Answer::error(
+            400,
+            "X-GitHub-Delivery must be 1-128 letters, digits, '-', '_' or '.'",
+        ));
     }
-
-    let delivery_id = header(&request, DELIVERY_HEADER).map(str::to_string);
-    let delivery = delivery_id.as_deref().unwrap_or("");
-    let event = header(&request, EVENT_HEADER).unwrap_or("-").to_string();
-    if let Some(id) = &delivery_id {
-        if !is_valid_delivery_id(id) {
-            return error_response(
-                400,
-                "X-GitHub-Delivery must be 1-128 letters, digits, '-', '_' or '.'",
-            );
-        }
-        if deps.buffer.claim_delivery(id).await == Claim::Duplicate {
-            tracing::info!(delivery = %id, event, "duplicate delivery dropped");
-            return json_response(200, json!({ "status": "duplicate", "delivery": id }));
-        }
-    }
-
     let state = SpigotState::from_variable(
         request
             .stage_variables
@@ -211,10 +223,46 @@ pub async fn handle_request(
         tracing::error!("{problem}");
         SpigotState::Off
     });
+    Ok(Incoming {
+        route,
+        query: route.filter_query(&query_pairs(request)),
+        headers: kept_headers(route, request),
+        path: resolved.target_path,
+        method,
+        body,
+        delivery_id,
+        event: header(request, EVENT_HEADER).unwrap_or("-").to_string(),
+        state,
+    })
+}
 
-    let query = route.filter_query(&query_pairs(&request));
-    let headers = kept_headers(route, &request);
-    let path = resolved.target_path;
+pub async fn handle_request(
+    deps: &Deps,
+    request: ApiGatewayProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let incoming = match read_request(&deps.routes, &deps.senders, &request) {
+        Ok(incoming) => incoming,
+        Err(answer) => return answer.into_response(),
+    };
+    let Incoming {
+        route,
+        method,
+        path,
+        query,
+        headers,
+        body,
+        delivery_id,
+        event,
+        state,
+    } = incoming;
+    let request_id = request.request_context.request_id.as_deref();
+    let delivery = delivery_id.as_deref().unwrap_or("");
+    if let Some(id) = &delivery_id {
+        if deps.buffer.claim_delivery(id).await == Claim::Duplicate {
+            tracing::info!(delivery = %id, event, "duplicate delivery dropped");
+            return json_response(200, json!({ "status": "duplicate", "delivery": id }));
+        }
+    }
 
     let queue_reason = if state == SpigotState::On {
         let outgoing = OutgoingRequest {
@@ -270,7 +318,7 @@ pub async fn handle_request(
             )
         }
         Err(err) => {
-            tracing::error!(delivery, event, request_id = request_id.as_deref().unwrap_or(""), error = %err, "request neither delivered nor stored");
+            tracing::error!(delivery, event, request_id = request_id.unwrap_or(""), error = %err, "request neither delivered nor stored");
             if let Some(id) = &delivery_id {
                 deps.buffer.release_delivery(id).await;
             }
