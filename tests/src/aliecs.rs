@@ -62,7 +62,7 @@ impl AliecsWorld {
     /// Hands `event` (JSON, as Lambda delivers it) to the handler.
     pub async fn handle(&self, event: &Value) -> aliecs_ingest::BatchSummary {
         let event = serde_json::from_value(event.clone()).expect("a Kafka event");
-        aliecs_ingest::handle(&self.deps, &event)
+        aliecs_ingest::handle(&self.deps, &event, None)
             .await
             .expect("the batch")
     }

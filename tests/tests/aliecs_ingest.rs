@@ -156,8 +156,186 @@ async fn an_empty_batch_is_answered_without_calls() {
         template: Default::default(),
     };
     let event = serde_json::from_value(json!({"eventSource": "aws:kafka", "records": {}})).unwrap();
-    let summary = aliecs_ingest::handle(&deps, &event)
+    let summary = aliecs_ingest::handle(&deps, &event, None)
         .await
         .expect("nothing to do is no error");
     assert_eq!(summary, aliecs_ingest::BatchSummary::default());
+}
+
+/// Two stacks on one search cluster: prefixes where one extends the other (`aliecs` and
+/// `aliecs-dev`, `o2` and `o2noeor`) install their templates side by side (the cluster
+/// refuses overlapping patterns of equal priority), and each writes its own records.
+#[tokio::test]
+async fn two_stacks_share_one_search_cluster() {
+    let world = AliecsWorld::start("aliecs").await;
+    let event = spigot_tests::fixture("aliecs_ingest/legacy-run.json");
+    let first = world.handle(&event).await;
+    assert!(first.timeline_created > 0, "{first:?}");
+    for prefix in ["aliecs-dev", "o2", "o2noeor"] {
+        let deps = aliecs_ingest::Deps {
+            search: world.search.clone(),
+            index_prefix: prefix.into(),
+            eor: None,
+            template: Default::default(),
+        };
+        let event = serde_json::from_value(event.clone()).unwrap();
+        let summary = aliecs_ingest::handle(&deps, &event, None)
+            .await
+            .expect(prefix);
+        assert_eq!(summary.timeline_created, first.timeline_created, "{prefix}");
+        let template = world
+            .search
+            .json(
+                http::Method::GET,
+                &format!("/_index_template/{prefix}-aliecs"),
+                None,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{prefix}'s template: {e}"));
+        assert_eq!(
+            template["index_templates"][0]["index_template"]["index_patterns"],
+            json!([format!("{prefix}-timeline-*"), format!("{prefix}-runs")]),
+            "{template}"
+        );
+        world
+            .search
+            .refresh(&format!("{prefix}-runs"))
+            .await
+            .unwrap();
+        let count = world
+            .search
+            .json(http::Method::GET, &format!("/{prefix}-runs/_count"), None)
+            .await
+            .unwrap();
+        assert_eq!(count["count"], 1, "{prefix}: {count}");
+    }
+    // The log documents' templates of two such stacks install side by side too.
+    for prefix in ["ci-logs", "ci-logs-dev"] {
+        world
+            .search
+            .put_index_template(prefix, &spigot_common::log_index::index_template(prefix))
+            .await
+            .unwrap_or_else(|e| panic!("{prefix}: {e}"));
+    }
+}
+
+/// A template the cluster refuses is logged and tried again later; the batch is written.
+#[tokio::test]
+async fn a_refused_template_does_not_fail_the_batch() {
+    let world = AliecsWorld::start(PREFIX).await;
+    // Someone else's template on the same indices at the same priority.
+    let ours = aliecs_ingest::store::index_template(PREFIX);
+    let foreign = json!({
+        "index_patterns": [format!("{PREFIX}-runs")],
+        "priority": ours["priority"],
+        "template": {},
+    });
+    world
+        .search
+        .put_index_template("someone-elses", &foreign)
+        .await
+        .unwrap();
+    let summary = world
+        .handle(&spigot_tests::fixture("aliecs_ingest/legacy-run.json"))
+        .await;
+    assert!(summary.timeline_created > 0, "{summary:?}");
+    assert_eq!(summary.runs_updated, 1, "{summary:?}");
+    let missing = world
+        .search
+        .json(
+            http::Method::GET,
+            &format!("/_index_template/{PREFIX}-aliecs"),
+            None,
+        )
+        .await;
+    assert!(missing.is_err() || missing.unwrap()["index_templates"] == json!([]));
+}
+
+/// Invocations fold the same end of run at once (a standard queue delivers a
+/// duplicate, a Kafka retry overlaps a slow invocation): the build is sent and counted
+/// by the one whose conditional write claimed it, once.
+#[tokio::test]
+async fn invocations_folding_one_end_at_once_send_and_count_one_build() {
+    let world = AliecsWorld::start(PREFIX).await;
+    let event: spigot_common::kafka::KafkaEvent =
+        serde_json::from_value(spigot_tests::fixture("aliecs_ingest/legacy-run.json")).unwrap();
+    // Four at once: their reads of the run record overlap.
+    let outcomes =
+        futures::future::join_all((0..4).map(|_| aliecs_ingest::handle(&world.deps, &event, None)))
+            .await;
+    let mut queued = 0;
+    for outcome in outcomes {
+        match outcome {
+            Ok(summary) => queued += summary.eor_builds_queued,
+            // The loser met the winner's claim before it was confirmed: its batch comes
+            // back, as Lambda retries it.
+            Err(error) => {
+                assert!(error.to_string().contains("another invocation"), "{error}");
+                let retried = aliecs_ingest::handle(&world.deps, &event, None)
+                    .await
+                    .expect("the retry finds the build queued");
+                queued += retried.eor_builds_queued;
+            }
+        }
+    }
+    assert_eq!(queued, 1, "counted once");
+    assert_eq!(world.spigot.depth().await.total(), 1, "sent once");
+    let record = world.run_record(559_124).await;
+    assert_eq!(record["eor_build_queued"], true, "{record}");
+    assert!(record.get("eor_build_claimed_until").is_none(), "{record}");
+}
+
+/// A claimer that died between its claim and the send: until its deadline nobody else
+/// sends (the batch comes back), after it the next fold claims and sends.
+#[tokio::test]
+async fn a_claim_left_by_a_crash_is_claimed_again_after_its_deadline() {
+    let world = AliecsWorld::start(PREFIX).await;
+    let event: spigot_common::kafka::KafkaEvent =
+        serde_json::from_value(spigot_tests::fixture("aliecs_ingest/legacy-run.json")).unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // What the dead invocation left: the record with its claim, no build sent. Its
+    // deadline is a minute away.
+    let no_eor = aliecs_ingest::Deps {
+        search: world.search.clone(),
+        index_prefix: PREFIX.into(),
+        eor: None,
+        template: Default::default(),
+    };
+    aliecs_ingest::handle(&no_eor, &event, None).await.unwrap();
+    let runs = format!("/{PREFIX}-runs/_doc/559124");
+    let mut record = world.run_record(559_124).await;
+    record["eor_build_claimed_until"] = json!(now_ms + 60_000);
+    world
+        .search
+        .json(http::Method::PUT, &runs, Some(&record))
+        .await
+        .unwrap();
+
+    let early = aliecs_ingest::handle(&world.deps, &event, None).await;
+    assert!(
+        early
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("claimed until")),
+        "{early:?}"
+    );
+    assert_eq!(
+        world.spigot.depth().await.total(),
+        0,
+        "nothing sent while the claim holds"
+    );
+
+    record["eor_build_claimed_until"] = json!(now_ms - 1);
+    world
+        .search
+        .json(http::Method::PUT, &runs, Some(&record))
+        .await
+        .unwrap();
+    let late = aliecs_ingest::handle(&world.deps, &event, None)
+        .await
+        .unwrap();
+    assert_eq!(late.eor_builds_queued, 1, "{late:?}");
+    assert_eq!(world.spigot.depth().await.total(), 1);
 }

@@ -16,14 +16,17 @@ pub mod wire;
 use spigot_common::config::{optional, required, ConfigError};
 use spigot_common::jenkins::builds::JobPath;
 use spigot_common::kafka::KafkaEvent;
-use spigot_common::search::{BulkWriter, SearchAuth, SearchClient, SearchCredentials};
+use spigot_common::search::{
+    BulkWriter, SearchAuth, SearchClient, SearchCredentials, TemplateInstall,
+};
 use spigot_common::telemetry::Metrics;
-use tokio::sync::OnceCell;
 
 use crate::decode::DecodeError;
 use crate::store::{EorBuilds, RunStore};
 
 pub const DEFAULT_INDEX_PREFIX: &str = "aliecs";
+/// How long an end-of-run build claim holds when the deadline is not known.
+const DEFAULT_CLAIM_MS: u64 = 90_000;
 /// Largest bulk request.
 const BULK_BYTES: usize = 8 * 1024 * 1024;
 
@@ -34,7 +37,7 @@ pub struct Deps {
     /// Set with `EOR_JENKINS_JOB`.
     pub eor: Option<EorBuilds>,
     /// The index template goes in once per cold start.
-    pub template: OnceCell<()>,
+    pub template: TemplateInstall,
 }
 
 impl Deps {
@@ -66,7 +69,7 @@ impl Deps {
             index_prefix: optional("SEARCH_INDEX_PREFIX")
                 .unwrap_or_else(|| DEFAULT_INDEX_PREFIX.into()),
             eor,
-            template: OnceCell::new(),
+            template: TemplateInstall::default(),
         })
     }
 
@@ -177,7 +180,15 @@ pub fn prepare<'a>(deps: &'a Deps, event: &KafkaEvent) -> Prepared<'a> {
 /// Handles a Kafka event: the timeline and the run records. A record that cannot be
 /// read is skipped; an unreachable search server fails the batch, which comes back
 /// (every write is idempotent).
-pub async fn handle(deps: &Deps, event: &KafkaEvent) -> Result<BatchSummary, IngestError> {
+///
+/// `deadline_ms` is the invocation's deadline (epoch ms, from the runtime): how long a
+/// claim of an end-of-run build made here holds. `None` (tests, benches): a minute
+/// and a half from now.
+pub async fn handle(
+    deps: &Deps,
+    event: &KafkaEvent,
+    deadline_ms: Option<u64>,
+) -> Result<BatchSummary, IngestError> {
     let Prepared {
         bulk,
         runs,
@@ -189,13 +200,12 @@ pub async fn handle(deps: &Deps, event: &KafkaEvent) -> Result<BatchSummary, Ing
         return Ok(summary);
     }
     deps.template
-        .get_or_try_init(|| async {
-            let template = store::index_template(&deps.index_prefix);
-            deps.search
-                .put_index_template(&format!("{}-aliecs", deps.index_prefix), &template)
-                .await
-        })
-        .await?;
+        .ensure(
+            &deps.search,
+            &format!("{}-aliecs", deps.index_prefix),
+            &store::index_template(&deps.index_prefix),
+        )
+        .await;
     let stats = bulk.finish().await?;
     summary.timeline_created = stats.created;
     summary.timeline_existed = stats.existed;
@@ -204,10 +214,15 @@ pub async fn handle(deps: &Deps, event: &KafkaEvent) -> Result<BatchSummary, Ing
         tracing::error!(rejected = stats.rejected, reasons = ?stats.reasons, "timeline documents refused by the index");
     }
     let runs_index = deps.runs_index();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let applied = RunStore {
         search: &deps.search,
         index: &runs_index,
         eor: deps.eor.as_ref(),
+        now_ms,
+        claim_until_ms: deadline_ms.unwrap_or(now_ms + DEFAULT_CLAIM_MS),
     }
     .apply(runs)
     .await?;

@@ -10,7 +10,8 @@ async fn main() -> Result<(), Error> {
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<KafkaEvent>| async move {
-            let summary = aliecs_ingest::handle(deps, &event.payload).await?;
+            let summary =
+                aliecs_ingest::handle(deps, &event.payload, Some(event.context.deadline)).await?;
             Ok::<_, Error>(serde_json::to_value(summary)?)
         },
     ))

@@ -117,6 +117,11 @@ pub struct RunRecord {
     /// The end-of-run Jenkins build request went to the spigot queue.
     #[serde(default)]
     pub eor_build_queued: bool,
+    /// An invocation claimed the end-of-run build (its conditional write won) and may
+    /// send it until this time (epoch ms, its deadline). Past it, with the build still not
+    /// queued, the claimer died between the claim and the send: another may claim again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eor_build_claimed_until: Option<u64>,
 }
 
 impl RunRecord {
@@ -163,6 +168,12 @@ impl RunRecord {
             }
         }
         self.eor_build_queued |= other.eor_build_queued;
+        self.eor_build_claimed_until = if self.eor_build_queued {
+            None
+        } else {
+            self.eor_build_claimed_until
+                .max(other.eor_build_claimed_until)
+        };
         self.refresh();
     }
 

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use spigot_common::buffer::{BufferError, WebhookBuffer};
 use spigot_common::envelope::Envelope;
 use spigot_common::jenkins::builds::JobPath;
-use spigot_common::search::{SearchClient, SearchError};
+use spigot_common::search::{template_priority, SearchClient, SearchError};
 use spigot_common::target_routes::{end_of_run_target, END_OF_RUN_ROUTE};
 
 use crate::runs::RunRecord;
@@ -29,6 +29,12 @@ pub enum StoreError {
     Unreadable { run: u32, reason: String },
     #[error("run {run}: cannot queue the end-of-run build: {error}")]
     EorBuild { run: u32, error: BufferError },
+    /// Another invocation holds the claim on the run's end-of-run build and has not
+    /// confirmed it yet: the batch comes back, by then sent or claimable again.
+    #[error(
+        "run {run}: another invocation is sending the end-of-run build (claimed until {until_ms})"
+    )]
+    EorBuildClaimed { run: u32, until_ms: u64 },
 }
 
 /// The end-of-run Jenkins build: a `buildWithParameters` request put into the spigot
@@ -82,6 +88,11 @@ pub struct RunStore<'a> {
     pub search: &'a SearchClient,
     pub index: &'a str,
     pub eor: Option<&'a EorBuilds>,
+    /// Now, epoch ms.
+    pub now_ms: u64,
+    /// How long a claim of this invocation holds (epoch ms): its deadline, after which
+    /// it cannot be sending any more.
+    pub claim_until_ms: u64,
 }
 
 impl RunStore<'_> {
@@ -104,32 +115,69 @@ impl RunStore<'_> {
     }
 
     /// One run: (whether the record changed, whether its end-of-run build was queued).
+    ///
+    /// The build is sent only by the invocation whose conditional write claimed it, so
+    /// two invocations folding the same end send (and count) it once; the claim holds
+    /// until the claimer's deadline, so a claimer that dies before sending is replaced.
     async fn merge(&self, run: u32, batch: &RunRecord) -> Result<(bool, bool), StoreError> {
-        let mut queued = false;
         for _ in 0..MERGE_ATTEMPTS {
             let (stored, version) = self.read(run).await?;
             let mut merged = stored.clone().unwrap_or_default();
             merged.absorb_record(batch);
+            let wants_build =
+                self.eor.is_some() && merged.end.is_some() && !merged.eor_build_queued;
+            let claimed_elsewhere = merged
+                .eor_build_claimed_until
+                .filter(|until| *until >= self.now_ms);
+            let claiming = wants_build && claimed_elsewhere.is_none();
+            if claiming {
+                merged.eor_build_claimed_until = Some(self.claim_until_ms);
+            }
             if Some(&merged) == stored.as_ref() {
-                return Ok((false, queued));
-            }
-            if let Some(eor) = self.eor {
-                if merged.end.is_some() && !merged.eor_build_queued {
-                    eor.buffer
-                        .enqueue(eor.envelope(&merged))
-                        .await
-                        .map_err(|error| StoreError::EorBuild { run, error })?;
-                    tracing::info!(run, "end-of-run build request queued");
-                    merged.eor_build_queued = true;
-                    queued = true;
+                if let (true, Some(until_ms)) = (wants_build, claimed_elsewhere) {
+                    return Err(StoreError::EorBuildClaimed { run, until_ms });
                 }
+                return Ok((false, false));
             }
-            if self.write(run, &merged, version).await? {
-                return Ok((true, queued));
+            if !self.write(run, &merged, version).await? {
+                tracing::info!(run, "the run record changed meanwhile; merging again");
+                continue;
             }
-            tracing::info!(run, "the run record changed meanwhile; merging again");
+            if let (true, Some(until_ms)) = (wants_build, claimed_elsewhere) {
+                // The facts are in; the build is the claimer's, or ours once it expires.
+                return Err(StoreError::EorBuildClaimed { run, until_ms });
+            }
+            if !claiming {
+                return Ok((true, false));
+            }
+            let eor = self.eor.expect("claiming needs the end-of-run job");
+            eor.buffer
+                .enqueue(eor.envelope(&merged))
+                .await
+                .map_err(|error| StoreError::EorBuild { run, error })?;
+            tracing::info!(run, "end-of-run build request queued");
+            self.confirm_build(run).await;
+            return Ok((true, true));
         }
         Err(StoreError::Contended { run })
+    }
+
+    /// Marks the run's end-of-run build queued. Not done (contention or an error), the
+    /// claim expires and the build may be sent once more: at least once, never lost.
+    async fn confirm_build(&self, run: u32) {
+        for _ in 0..MERGE_ATTEMPTS {
+            let Ok((Some(mut record), version)) = self.read(run).await else {
+                break;
+            };
+            record.eor_build_queued = true;
+            record.eor_build_claimed_until = None;
+            match self.write(run, &record, version).await {
+                Ok(true) => return,
+                Ok(false) => continue,
+                Err(_) => break,
+            }
+        }
+        tracing::warn!(run, "end-of-run build sent but not marked queued; it may be sent again once the claim expires");
     }
 
     /// The stored record and its version (`_seq_no`, `_primary_term`).
@@ -198,15 +246,22 @@ impl RunStore<'_> {
     }
 }
 
-/// Mappings of the timeline and run indices: names are keywords, times are dates.
+/// Base priority of the AliECS template: above the log documents' (a stack whose AliECS
+/// prefix extends its log prefix gets the AliECS mappings).
+pub const ALIECS_TEMPLATE_PRIORITY: u64 = 400;
+
+/// Mappings of the timeline and run indices: names are keywords, times are dates. The
+/// patterns name exactly this prefix's two kinds of index, and the priority grows with
+/// the prefix, so stacks with prefixes such as `aliecs` and `aliecs-dev` (or `o2` and
+/// `o2noeor`) install side by side on one cluster.
 pub fn index_template(prefix: &str) -> Value {
     let keyword = json!({"type": "keyword"});
     let date = json!({"type": "date"});
     let long = json!({"type": "long"});
     let moment = json!({"properties": {"ms": long, "at": date, "user": keyword}});
     json!({
-        "index_patterns": [format!("{prefix}-*")],
-        "priority": 110,
+        "index_patterns": [format!("{prefix}-timeline-*"), format!("{prefix}-runs")],
+        "priority": template_priority(ALIECS_TEMPLATE_PRIORITY, prefix),
         "template": {"mappings": {
             "dynamic_templates": [{"strings": {"match_mapping_type": "string", "mapping": keyword}}],
             "properties": {

@@ -180,13 +180,17 @@ pub fn index_name(prefix: &str, timestamp: &str) -> String {
     format!("{prefix}-{}", date.replace('-', "."))
 }
 
+/// Base priority of the log documents' template; the AliECS templates sit above
+/// ([`crate::search::template_priority`] adds at most 255).
+pub const LOG_TEMPLATE_PRIORITY: u64 = 100;
+
 /// The index template for `{prefix}-*`: the mappings of the log documents.
 pub fn index_template(prefix: &str) -> Value {
     let keyword = json!({"type": "keyword"});
     let date = json!({"type": "date"});
     json!({
         "index_patterns": [format!("{prefix}-*")],
-        "priority": 100,
+        "priority": crate::search::template_priority(LOG_TEMPLATE_PRIORITY, prefix),
         "template": {
             "mappings": {
                 "dynamic": false,

@@ -239,6 +239,9 @@ impl SearchClient {
     }
 
     /// Installs (or replaces) a composable index template.
+    ///
+    /// [`TemplateInstall::ensure`] is what the functions call: once per cold start, and
+    /// never failing a batch.
     pub async fn put_index_template(
         &self,
         name: &str,
@@ -567,6 +570,46 @@ impl<'a> BulkWriter<'a> {
         }
         Ok(())
     }
+}
+
+/// Whether this process installed its index template yet: once per cold start, and
+/// never failing the batch. A template the cluster refuses is logged loudly and tried
+/// again next invocation; the writes go on (with the cluster's default mappings) and fail
+/// only if the indices themselves cannot be written.
+#[derive(Debug, Default)]
+pub struct TemplateInstall(tokio::sync::OnceCell<()>);
+
+impl TemplateInstall {
+    /// Installs template `name` unless this process did already; `false` when the
+    /// cluster refused it (logged).
+    pub async fn ensure(&self, search: &SearchClient, name: &str, template: &Value) -> bool {
+        if self.0.initialized() {
+            return true;
+        }
+        match search.put_index_template(name, template).await {
+            Ok(()) => {
+                let _ = self.0.set(());
+                true
+            }
+            Err(error) => {
+                tracing::error!(
+                    template = name,
+                    %error,
+                    "index template not installed: new indices get the cluster's default \
+                     mappings until it is; two stacks on one cluster need distinct index prefixes"
+                );
+                false
+            }
+        }
+    }
+}
+
+/// The priority of a template for the indices under `prefix`. Patterns of two prefixes
+/// overlap only when one prefix extends the other (`aliecs-*` and `aliecs-dev-*`), and the
+/// cluster refuses overlapping templates of equal priority: the longer, more specific
+/// prefix gets the higher priority, so both install and the specific one wins.
+pub fn template_priority(base: u64, prefix: &str) -> u64 {
+    base + prefix.len().min(255) as u64
 }
 
 #[cfg(test)]

@@ -19,9 +19,8 @@ use spigot_common::aws::error_text;
 use spigot_common::gitlab::{is_terminal, GitlabClient, GitlabError, Job};
 use spigot_common::log_copy::{CopyError, IndexTarget, LogCopy};
 use spigot_common::log_index::{index_name, index_template, JobFields, LogSource};
-use spigot_common::search::{BulkStats, SearchClient, SearchError};
+use spigot_common::search::{BulkStats, SearchClient, SearchError, TemplateInstall};
 use spigot_common::telemetry::Metrics;
-use tokio::sync::OnceCell;
 
 use crate::{IngestRequest, REQUEST_VERSION};
 
@@ -43,7 +42,7 @@ pub struct IngestConfig {
 pub struct Ingest {
     config: IngestConfig,
     /// The index template goes in once per cold start.
-    template: OnceCell<()>,
+    template: TemplateInstall,
 }
 
 /// What became of one job.
@@ -89,7 +88,7 @@ impl Ingest {
     pub fn new(config: IngestConfig) -> Ingest {
         Ingest {
             config,
-            template: OnceCell::new(),
+            template: TemplateInstall::default(),
         }
     }
 
@@ -157,12 +156,8 @@ impl Ingest {
             return Ok(JobOutcome::NotFinished { status: job.status });
         }
         self.template
-            .get_or_try_init(|| async {
-                c.search
-                    .put_index_template(&c.index_prefix, &index_template(&c.index_prefix))
-                    .await
-            })
-            .await?;
+            .ensure(&c.search, &c.index_prefix, &index_template(&c.index_prefix))
+            .await;
 
         let job_time = job
             .finished_at

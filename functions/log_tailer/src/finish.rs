@@ -153,11 +153,13 @@ async fn archive(run: &Run<'_>, build: &BuildRef, info: &BuildInfo) -> Result<St
     let index = index_name(&deps.index_prefix, &started_at);
     let target = match (&deps.search, run.checkpoint.index_log) {
         (Some(search), true) => {
-            let template = index_template(&deps.index_prefix);
             deps.template
-                .get_or_try_init(|| search.put_index_template(&deps.index_prefix, &template))
-                .await
-                .map_err(|e| e.to_string())?;
+                .ensure(
+                    search,
+                    &deps.index_prefix,
+                    &index_template(&deps.index_prefix),
+                )
+                .await;
             Some(IndexTarget {
                 search,
                 index: &index,

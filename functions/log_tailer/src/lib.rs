@@ -14,10 +14,9 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use spigot_common::config::{optional, parse_or, required, ConfigError};
 use spigot_common::port::{PortClient, PortCredentials, DEFAULT_API_URL};
 use spigot_common::port_run::{RunState, TailCheckpoint, CHECKPOINT_VERSION};
-use spigot_common::search::{SearchAuth, SearchClient, SearchCredentials};
+use spigot_common::search::{SearchAuth, SearchClient, SearchCredentials, TemplateInstall};
 use spigot_common::secrets::JenkinsSecrets;
 use spigot_common::telemetry::Metrics;
-use tokio::sync::OnceCell;
 
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 2000;
 /// A post's message stays under this many bytes of JSON (Port takes 1 MiB).
@@ -39,7 +38,7 @@ pub struct Deps {
     pub poll_interval: Duration,
     pub flush_bytes: usize,
     /// The index template goes in once per cold start.
-    pub template: OnceCell<()>,
+    pub template: TemplateInstall,
 }
 
 impl Deps {
@@ -93,7 +92,7 @@ impl Deps {
                 parse_or("POLL_INTERVAL_MS", DEFAULT_POLL_INTERVAL_MS)?.max(100),
             ),
             flush_bytes,
-            template: OnceCell::new(),
+            template: TemplateInstall::default(),
         })
     }
 }
