@@ -253,11 +253,13 @@ mod tests {
         let sections = [
             Section {
                 name: "build".into(),
+                name_truncated: false,
                 started_at: 1,
                 options: None,
             },
             Section {
                 name: "tests".into(),
+                name_truncated: false,
                 started_at: 2,
                 options: Some("collapsed=true".into()),
             },
@@ -275,6 +277,9 @@ mod tests {
             section_event: Some(SectionEvent::End { duration_secs: 4 }),
             truncated: true,
             log_limit_exceeded: false,
+            section_depth_exceeded: false,
+            section_name_truncated: false,
+            section_markers_ignored: false,
         };
         let mut out = Vec::new();
         source().write_document(&line, &mut out);
