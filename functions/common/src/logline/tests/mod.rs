@@ -1,7 +1,10 @@
-//! The parser's tests: the basics here; GitLab runner traces in `runner.rs`.
+//! The parser's tests: the basics here; GitLab runner traces in `runner.rs`; the caps
+//! and hostile logs in `hostile.rs`; chunk invariance in `chunking.rs`.
 
 use super::*;
 
+mod chunking;
+mod hostile;
 mod runner;
 
 #[test]
