@@ -135,6 +135,17 @@ impl LogSource {
             Some(SectionEvent::End { .. }) => tags.push("section_end"),
             None => {}
         }
+        // The parser's caps on hostile sections (logline's module doc): the section fields
+        // of this document are incomplete.
+        if line.section_depth_exceeded {
+            tags.push("section_depth_exceeded");
+        }
+        if line.section_name_truncated {
+            tags.push("section_name_truncated");
+        }
+        if line.section_markers_ignored {
+            tags.push("section_markers_ignored");
+        }
         if !tags.is_empty() {
             out.extend_from_slice(b",\"tags\":");
             let _ = serde_json::to_writer(&mut *out, &tags);
@@ -257,11 +268,13 @@ mod tests {
         let sections = [
             Section {
                 name: "build".into(),
+                name_truncated: false,
                 started_at: 1,
                 options: None,
             },
             Section {
                 name: "tests".into(),
+                name_truncated: true,
                 started_at: 2,
                 options: Some("collapsed=true".into()),
             },
@@ -279,6 +292,9 @@ mod tests {
             section_event: Some(SectionEvent::End { duration_secs: 4 }),
             truncated: true,
             log_limit_exceeded: false,
+            section_depth_exceeded: true,
+            section_name_truncated: true,
+            section_markers_ignored: true,
         };
         let mut out = Vec::new();
         source().write_document(&line, &mut out);
@@ -291,7 +307,16 @@ mod tests {
             doc["event"],
             json!({"dataset": "gitlab.job_log", "sequence": 12})
         );
-        assert_eq!(doc["tags"], json!(["line_truncated", "section_end"]));
+        assert_eq!(
+            doc["tags"],
+            json!([
+                "line_truncated",
+                "section_end",
+                "section_depth_exceeded",
+                "section_name_truncated",
+                "section_markers_ignored"
+            ])
+        );
         assert_eq!(
             doc["ci"]["section"],
             json!({"name": "tests", "path": "build/tests", "depth": 2, "options": "collapsed=true", "duration_s": 4})
@@ -308,6 +333,9 @@ mod tests {
             section_event: None,
             truncated: false,
             stream: None,
+            section_depth_exceeded: false,
+            section_name_truncated: false,
+            section_markers_ignored: false,
             ..line
         };
         let mut out = Vec::new();
