@@ -4,6 +4,7 @@
 
 pub mod aliecs;
 pub mod gitlab;
+pub mod logs;
 pub mod port;
 
 use std::collections::HashMap;
@@ -146,6 +147,7 @@ impl Spigot {
                 target,
                 routes,
                 concurrency: options.drain_concurrency,
+                down_streak: Default::default(),
             },
             stage,
             jenkins,

@@ -335,3 +335,58 @@ async fn a_hook_queued_after_off_is_not_replayed_by_a_drain_already_waiting() {
     );
     assert_eq!(spigot.depth().await.visible, 1, "visible again at once");
 }
+
+/// A target that stays down: the first few drains say so at INFO (a restart), then each
+/// is a WARN with how long the backlog has waited; a drain that gets through ends it.
+#[tokio::test]
+async fn a_target_down_for_long_is_a_warning_with_how_long() {
+    let spigot = Spigot::start(Options::default()).await;
+    spigot.set_state(SpigotState::Off).await;
+    let queued = spigot
+        .send(Webhook::github("push", &delivery_id(1), &push_payload(1, 100)).build())
+        .await;
+    assert_eq!(queued.status(), 202);
+    spigot.set_state(SpigotState::On).await;
+    spigot
+        .jenkins
+        .set_mode(JenkinsMode::Unreachable)
+        .await
+        .unwrap();
+
+    let (logs, _guard) = spigot_tests::logs::CapturedLogs::start();
+    let drains = send_from_queue::DOWN_DRAINS_BEFORE_WARNING + 2;
+    for _ in 0..drains {
+        assert_eq!(spigot.drain().await.stopped, Some(StopReason::TargetDown));
+    }
+    spigot.jenkins.set_mode(JenkinsMode::Up).await.unwrap();
+    assert_eq!(spigot.drain().await.delivered, 1);
+
+    let routine = logs.with_message("drain finished");
+    let warnings = logs.with_message("the target is still down: the backlog waits");
+    assert_eq!(
+        routine.len() as u32,
+        send_from_queue::DOWN_DRAINS_BEFORE_WARNING + 1,
+        "the first few and the one that got through"
+    );
+    assert!(routine.iter().all(|l| l["level"] == "INFO"), "{routine:?}");
+    assert_eq!(
+        routine[0]["fields"]["stopped"], "target_down",
+        "{:?}",
+        routine[0]
+    );
+    assert_eq!(warnings.len(), 2, "{}", logs.text());
+    for (n, warning) in warnings.iter().enumerate() {
+        assert_eq!(warning["level"], "WARN");
+        assert_eq!(
+            warning["fields"]["drains_in_a_row"],
+            send_from_queue::DOWN_DRAINS_BEFORE_WARNING as usize + 1 + n
+        );
+        assert!(warning["fields"]["down_for_secs"].is_u64(), "{warning}");
+        assert_eq!(warning["fields"]["remaining"], 1);
+    }
+    assert!(
+        !logs.text().contains("Some("),
+        "optional fields are logged as values: {}",
+        logs.text()
+    );
+}

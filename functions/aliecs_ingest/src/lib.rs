@@ -211,7 +211,7 @@ pub async fn handle(
     summary.timeline_existed = stats.existed;
     summary.timeline_rejected = stats.rejected;
     if stats.rejected > 0 {
-        tracing::error!(rejected = stats.rejected, reasons = ?stats.reasons, "timeline documents refused by the index");
+        tracing::error!(rejected = stats.rejected, reasons = %stats.reasons.join("; "), "timeline documents refused by the index");
     }
     let runs_index = deps.runs_index();
     let now_ms = std::time::SystemTime::now()

@@ -516,7 +516,11 @@ async fn delete_from(
             }
         }
         for failed in output.failed() {
-            tracing::warn!(code = failed.code(), message = ?failed.message(), "delete failed; the message will be delivered again");
+            tracing::warn!(
+                code = failed.code(),
+                message = failed.message(),
+                "delete failed; the message will be delivered again"
+            );
         }
     }
     Ok(deleted)

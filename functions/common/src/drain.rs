@@ -60,6 +60,20 @@ pub enum StopReason {
     Error,
 }
 
+impl StopReason {
+    /// The name in logs and reports (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Off => "off",
+            StopReason::TargetDown => "target_down",
+            StopReason::TargetUnavailable => "target_unavailable",
+            StopReason::QueueEmpty => "queue_empty",
+            StopReason::Deadline => "deadline",
+            StopReason::Error => "error",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DrainSummary {
     /// The state when the drain started.

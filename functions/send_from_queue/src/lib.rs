@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 use spigot_common::buffer::WebhookBuffer;
-use spigot_common::drain::{DrainOptions, DrainSummary, Drainer};
+use spigot_common::drain::{DrainOptions, DrainSummary, Drainer, StopReason};
 use spigot_common::jenkins::JenkinsTarget;
 use spigot_common::state::Stage;
 use spigot_common::target_routes::TargetRoutes;
@@ -19,6 +19,31 @@ pub struct Deps {
     pub routes: TargetRoutes,
     /// Replays in flight at once (`DRAIN_CONCURRENCY`); 1 keeps arrival order.
     pub concurrency: usize,
+    /// Drains in a row of this instance that found the target down.
+    pub down_streak: DownStreak,
+}
+
+/// Drains in a row that found the target down, and since when: the first few are
+/// routine (a restart), after that an operator should look.
+#[derive(Debug, Default)]
+pub struct DownStreak(std::sync::Mutex<Option<(u32, Instant)>>);
+
+/// Drains in a row that may find the target down before it is a warning (a minute
+/// apart on the schedule: a Jenkins restart).
+pub const DOWN_DRAINS_BEFORE_WARNING: u32 = 3;
+
+impl DownStreak {
+    /// Counts this drain in; `Some((drains in a row, since))` while the target is down.
+    pub fn record(&self, down: bool) -> Option<(u32, Instant)> {
+        let mut streak = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !down {
+            *streak = None;
+            return None;
+        }
+        let (count, since) = streak.get_or_insert((0, Instant::now()));
+        *count += 1;
+        Some((*count, *since))
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -57,17 +82,33 @@ pub async fn handle_event(
         ..DrainOptions::default()
     };
     let summary = drainer.drain(&options, &|_| {}).await;
-    tracing::info!(
-        state = %summary.state,
-        final_state = %summary.final_state,
-        delivered = summary.delivered,
-        poisoned = summary.poisoned,
-        released = summary.released,
-        remaining = summary.remaining,
-        stopped = ?summary.stopped,
-        detail = summary.detail.as_deref().unwrap_or(""),
-        "drain finished"
+    let down = matches!(
+        summary.stopped,
+        Some(StopReason::TargetDown | StopReason::TargetUnavailable)
     );
+    let stopped = summary.stopped.map(StopReason::as_str);
+    match deps.down_streak.record(down) {
+        Some((drains, since)) if drains > DOWN_DRAINS_BEFORE_WARNING => tracing::warn!(
+            state = %summary.state,
+            remaining = summary.remaining,
+            stopped,
+            detail = summary.detail.as_deref(),
+            drains_in_a_row = drains,
+            down_for_secs = since.elapsed().as_secs(),
+            "the target is still down: the backlog waits"
+        ),
+        _ => tracing::info!(
+            state = %summary.state,
+            final_state = %summary.final_state,
+            delivered = summary.delivered,
+            poisoned = summary.poisoned,
+            released = summary.released,
+            remaining = summary.remaining,
+            stopped,
+            detail = summary.detail.as_deref(),
+            "drain finished"
+        ),
+    }
     let mut metrics = Metrics::new("Spigot")
         .dimension("Function", "send_from_queue")
         .count("Delivered", summary.delivered)

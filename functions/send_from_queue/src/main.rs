@@ -25,6 +25,7 @@ async fn main() -> Result<(), Error> {
         target: JenkinsTarget::new(TargetConfig::from_env()?, secrets.jenkins)?,
         routes: TargetRoutes::from_env()?,
         concurrency: parse_or("DRAIN_CONCURRENCY", 1usize)?,
+        down_streak: Default::default(),
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
