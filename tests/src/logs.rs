@@ -16,10 +16,15 @@ pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
 impl CapturedLogs {
     /// Starts capturing (current-thread runtimes: `#[tokio::test]`'s default).
     pub fn start() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
+        Self::start_at(tracing::Level::INFO)
+    }
+
+    /// The same down to `level` (`TRACE`: the AWS SDK's own lines too).
+    pub fn start_at(level: tracing::Level) -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
         let logs = CapturedLogs::default();
         let subscriber = tracing_subscriber::fmt()
             .json()
-            .with_max_level(tracing::Level::INFO)
+            .with_max_level(level)
             .with_current_span(false)
             .with_ansi(false)
             .without_time()

@@ -3,12 +3,20 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum ConfigError {
     #[error("missing required setting {0}")]
     Missing(&'static str),
     #[error("setting {name} has an invalid value: {reason}")]
     Invalid { name: &'static str, reason: String },
+}
+
+/// A cold start that fails returns this from `main`, which prints it with `Debug`: the
+/// sentence, not the struct.
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// A non-empty environment variable.

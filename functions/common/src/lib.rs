@@ -12,6 +12,7 @@ pub mod github;
 pub mod gitlab;
 pub mod http;
 pub mod jenkins;
+pub mod json_shape;
 pub mod kafka;
 pub mod lambda;
 pub mod log_copy;

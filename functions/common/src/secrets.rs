@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use crate::config::optional;
+use crate::json_shape::ShapeError;
 
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
@@ -79,7 +80,7 @@ impl JenkinsSecrets {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum SecretsError {
     #[error("cannot read s3://{bucket}/{key}: {reason}")]
     Read {
@@ -87,12 +88,20 @@ pub enum SecretsError {
         key: String,
         reason: String,
     },
-    #[error("s3://{bucket}/{key} is not valid JSON of the expected shape: {reason}")]
+    /// Names the file and where in it, never a value of it (see [`crate::json_shape`]).
+    #[error("s3://{bucket}/{key}: {problem}")]
     Shape {
         bucket: String,
         key: String,
-        reason: String,
+        problem: ShapeError,
     },
+}
+
+/// As [`crate::config::ConfigError`]: what `main` prints is the sentence.
+impl std::fmt::Debug for SecretsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// A secret the function cannot start without is a configuration error.
@@ -105,6 +114,9 @@ impl From<SecretsError> for crate::config::ConfigError {
     }
 }
 
+/// Credentials files and run state are small: a larger object is refused unread.
+pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
 /// Reads a JSON object from the credentials bucket; a missing object is `None`.
 pub async fn read_json<T: serde::de::DeserializeOwned>(
     s3: &aws_sdk_s3::Client,
@@ -116,7 +128,7 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(
         key: key.into(),
         reason,
     };
-    let object = match s3.get_object().bucket(bucket).key(key).send().await {
+    let mut object = match s3.get_object().bucket(bucket).key(key).send().await {
         Ok(object) => object,
         Err(err) => {
             if err.as_service_error().is_some_and(|e| e.is_no_such_key()) {
@@ -125,19 +137,31 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(
             return Err(read_error(crate::aws::error_text(&err)));
         }
     };
-    let bytes = object
+    let too_large = || read_error(format!("larger than {MAX_DOCUMENT_BYTES} bytes"));
+    if object
+        .content_length()
+        .is_some_and(|length| length > MAX_DOCUMENT_BYTES as i64)
+    {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = object
         .body
-        .collect()
+        .try_next()
         .await
         .map_err(|e| read_error(e.to_string()))?
-        .into_bytes();
-    serde_json::from_slice(&bytes)
+    {
+        if bytes.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    crate::json_shape::parse(&bytes)
         .map(Some)
-        // serde's message names the position, never the secret value itself.
-        .map_err(|e| SecretsError::Shape {
+        .map_err(|problem| SecretsError::Shape {
             bucket: bucket.into(),
             key: key.into(),
-            reason: e.to_string(),
+            problem,
         })
 }
 

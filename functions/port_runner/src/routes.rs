@@ -131,8 +131,9 @@ pub enum RoutesError {
 
 impl Routes {
     pub fn parse(text: &str) -> Result<Routes, RoutesError> {
-        let routes: Routes =
-            serde_json::from_str(text).map_err(|e| RoutesError::Shape(e.to_string()))?;
+        // Told without quoting the routes: a server URL may carry credentials.
+        let routes: Routes = spigot_common::json_shape::parse(text.as_bytes())
+            .map_err(|e| RoutesError::Shape(e.to_string()))?;
         for (action, route) in &routes.routes {
             if !routes.servers.contains_key(&route.server) {
                 return Err(RoutesError::UnknownServer {
