@@ -10,7 +10,9 @@
 //!   ABORTED included); `stop` aborts;
 //! - `progressiveText`: `X-Text-Size` is the next raw offset, `X-More-Data` is there
 //!   while the build runs, a running build gives only complete lines and at most 10,000
-//!   of them, an offset past the end starts again at 0, and line ends go out as CRLF.
+//!   of them (every `\r` and `\n` ends one), a finished build everything from `start`
+//!   whatever its size, an offset past the end starts again at 0, and line ends go out
+//!   as CRLF (Stapler's LargeText.doProgressText and LineEndNormalizingWriter).
 //!
 //! Time is read lazily: a build's log is whatever its script has written by now.
 
@@ -44,7 +46,8 @@ pub struct SandboxJob {
 pub struct BuildScript {
     /// Lines of output; `${NAME}` is replaced by the parameter's value.
     pub lines: Vec<String>,
-    /// Time between two lines.
+    /// Time between two lines; zero: the whole log at once, the build finished as it
+    /// starts.
     pub line_interval: Duration,
     /// `SUCCESS`, `UNSTABLE`, `FAILURE`, `NOT_BUILT`, `ABORTED`.
     pub result: String,
@@ -98,9 +101,12 @@ struct Build {
 impl Build {
     fn lines_written(&self, now: Instant) -> usize {
         let until = self.aborted_at.unwrap_or(now).min(now);
+        if self.script.line_interval.is_zero() {
+            return self.script.lines.len();
+        }
         let elapsed = until.saturating_duration_since(self.started_at);
-        let interval = self.script.line_interval.max(Duration::from_millis(1));
-        ((elapsed.as_nanos() / interval.as_nanos()) as usize).min(self.script.lines.len())
+        ((elapsed.as_nanos() / self.script.line_interval.as_nanos()) as usize)
+            .min(self.script.lines.len())
     }
 
     fn finished(&self, now: Instant) -> bool {
@@ -507,17 +513,16 @@ fn progressive_text(build: &Build, query: Option<&str>, now: Instant) -> Respons
     let end = if finished {
         bytes.len()
     } else {
-        // Only complete lines, at most 10,000 of them.
+        // Only complete lines, at most 10,000 of them; LargeText's TailMark ends a line
+        // at every `\r` and every `\n`, so a CRLF counts twice.
         let mut end = start;
-        let mut lines = 0;
+        let mut line_ends = 0;
         for (i, b) in bytes[start..].iter().enumerate() {
             if *b == b'\n' || *b == b'\r' {
                 end = start + i + 1;
-                if *b == b'\n' {
-                    lines += 1;
-                    if lines == MAX_LINES_PER_READ {
-                        break;
-                    }
+                line_ends += 1;
+                if line_ends == MAX_LINES_PER_READ {
+                    break;
                 }
             }
         }
@@ -667,5 +672,72 @@ mod tests {
             .log(done)
             .ends_with("step 2 for svc\nFinished: UNSTABLE\n"));
         assert_eq!(build.duration_ms(done), 300);
+    }
+
+    /// The answer's body, `X-Text-Size` and whether `X-More-Data` is there.
+    async fn answer(build: &Build, start: usize, now: Instant) -> (String, usize, bool) {
+        let response = progressive_text(build, Some(&format!("start={start}")), now);
+        let size = response.headers()["x-text-size"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let more = response.headers().contains_key("x-more-data");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (String::from_utf8(body.to_vec()).unwrap(), size, more)
+    }
+
+    #[tokio::test]
+    async fn progressive_text_answers_as_large_text_does() {
+        // Each line redraws once: a `\r` and a `\n`, two line ends for LargeText.
+        let build = Build {
+            number: 1,
+            parameters: Vec::new(),
+            started_at: Instant::now(),
+            timestamp_ms: 0,
+            script: BuildScript {
+                lines: (0..7_000).map(|i| format!("{i}: 10%\r{i}: 100%")).collect(),
+                line_interval: Duration::from_millis(1),
+                result: "SUCCESS".into(),
+            },
+            aborted_at: None,
+        };
+        let running = build.started_at + Duration::from_millis(6_000);
+        let log = build.log(running);
+
+        // Running: 10,000 line ends (the first line's, then 4,999 lines and a half).
+        let (body, size, more) = answer(&build, 0, running).await;
+        assert!(more);
+        let raw = &log[..size];
+        assert_eq!(
+            raw.bytes().filter(|b| *b == b'\r' || *b == b'\n').count(),
+            10_000
+        );
+        assert!(raw.ends_with("4999: 10%\r"), "{}", &raw[raw.len() - 20..]);
+        // Bare LF goes out as CRLF, a CR stays as it is.
+        assert_eq!(body, raw.replace('\n', "\r\n"));
+        let (next, _, _) = answer(&build, size, running).await;
+        assert!(
+            next.starts_with("4999: 100%\r\n5000: 10%\r"),
+            "{}",
+            &next[..30]
+        );
+
+        // Finished: everything from start, however much; past the end: from 0.
+        let done = build.started_at + Duration::from_secs(60);
+        let whole = build.log(done);
+        let (body, size, more) = answer(&build, 10, done).await;
+        assert!(!more);
+        assert_eq!(
+            (body, size),
+            (whole[10..].replace('\n', "\r\n"), whole.len())
+        );
+        let (body, size, _) = answer(&build, whole.len() + 1, done).await;
+        assert_eq!(
+            (body.len(), size),
+            (whole.len() + whole.matches('\n').count(), whole.len())
+        );
     }
 }
