@@ -213,6 +213,26 @@ impl PortWorld {
         response
     }
 
+    /// One invocation's tail of the next checkpoint, through `log_tailer::tail::tail`
+    /// itself for its report; the checkpoint is deleted when it was handled. `None` when
+    /// the tail queue is empty.
+    pub async fn tail_once(&self, budget: Duration) -> Option<log_tailer::tail::TailReport> {
+        let event = self.receive_checkpoints(None).await;
+        let message = event.records.first()?;
+        let deadline = Instant::now() + log_tailer::DEADLINE_MARGIN + budget;
+        let report = log_tailer::tail::tail(&self.tailer, checkpoint(&event), deadline)
+            .await
+            .expect("the checkpoint is handled");
+        self.sqs
+            .delete_message()
+            .queue_url(&self.tail_queue_url)
+            .receipt_handle(message.receipt_handle.clone().unwrap_or_default())
+            .send()
+            .await
+            .expect("delete the handled checkpoint");
+        Some(report)
+    }
+
     /// Invokes log_tailer on whatever the tail queue holds until it is empty; the number
     /// of invocations.
     pub async fn tail_until_idle(&self, budget: Duration) -> usize {

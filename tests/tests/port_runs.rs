@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::SqsEvent;
 use bytes::Bytes;
+use log_tailer::tail::{Tailed, CUT_MARK};
 use port_runner::routes::Unrouted;
 use serde_json::json;
 use spigot_common::search::{SearchAuth, SearchClient};
+use spigot_local::jenkins::{BuildScript, SandboxJob};
 use spigot_local::port::SandboxRun;
 use spigot_local::stack::{EXAMPLE_ACTION, EXAMPLE_JOB};
 use spigot_tests::port::{
@@ -632,4 +634,157 @@ async fn a_queue_item_gone_before_the_tail_looks_is_found_again_by_its_run_id() 
         posted_lines(&run),
         jenkins_lines(&world, FLAKY_JOB, 1).await
     );
+}
+
+/// `count` numbered lines of about 100 bytes, from `first`.
+fn numbered_lines(first: usize, count: usize) -> Vec<String> {
+    (first..first + count)
+        .map(|i| format!("{i:07} {}", "compiling".repeat(10)))
+        .collect()
+}
+
+/// Routes `action` to a job whose build has written all of `lines` when it starts: its
+/// first read is the whole log in one answer.
+fn add_written_job(world: &mut PortWorld, action: &str, job: &str, lines: Vec<String>) {
+    let script = BuildScript {
+        lines,
+        line_interval: Duration::ZERO,
+        result: "SUCCESS".into(),
+    };
+    world.add_route(action, SandboxJob::new(job, &["PORT_RUN_ID"], script));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_far_larger_than_a_post_is_read_in_bounded_pieces_and_reaches_port_whole() {
+    let mut world = PortWorld::start().await;
+    let flush = 64 * 1024;
+    world.tailer.flush_bytes = flush;
+    // About 30 MiB of lines around one line of 20 MiB: a ~50 MiB answer.
+    let long_line = "z".repeat(20 * 1024 * 1024);
+    let mut lines = numbered_lines(0, 150_000);
+    lines.push(long_line);
+    lines.extend(numbered_lines(150_000, 150_000));
+    add_written_job(&mut world, "big_log", "big/log", lines);
+    let run_id = "r_big_log";
+    let summary = world
+        .run_port_runner(&world.click(run_id, "big_log", json!({})))
+        .await;
+    assert_eq!(summary.started, 1, "{summary:?}");
+
+    let report = world
+        .tail_once(Duration::from_secs(600))
+        .await
+        .expect("a checkpoint");
+    assert_eq!(report.tailed, Tailed::Finished, "{report:?}");
+    let raw = world.console_text("big/log", 1).await;
+    assert!(raw.len() > 48 * 1024 * 1024, "{} bytes", raw.len());
+    // What a read holds: one network chunk, the parser's line, one post being gathered.
+    let bound = flush + 1024 * 1024;
+    assert!(
+        report.peak_held_bytes <= bound && raw.len() > 40 * bound,
+        "held {} bytes of a {}-byte answer",
+        report.peak_held_bytes,
+        raw.len()
+    );
+
+    let run = world.run(run_id);
+    assert_eq!(run.status, "SUCCESS", "{}", run.status);
+    let mut expected = cleaned_lines(&raw);
+    assert_eq!(expected.len(), 1 + 300_001 + 1, "start, lines, Finished");
+    let cut = &mut expected[150_001];
+    assert_eq!(cut.len(), 16 * 1024, "the long line, at the parser's cap");
+    cut.push_str(CUT_MARK);
+    let messages = tailed_messages(&run);
+    assert_eq!(messages.len() as u64, report.posts);
+    assert!(report.posts > 400, "{} posts", report.posts);
+    for message in &messages {
+        assert!(
+            json!({ "message": message }).to_string().len() <= flush + 64,
+            "a post over FLUSH_BYTES"
+        );
+    }
+    assert!(
+        split_lines(&messages) == expected,
+        "every line once, in order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_in_a_long_answer_repeats_one_post_and_later_reads_resume_from_the_same_start() {
+    let mut world = PortWorld::start().await;
+    world.tailer.flush_bytes = 64 * 1024;
+    add_written_job(
+        &mut world,
+        "long_answer",
+        "big/answer",
+        numbered_lines(0, 20_000),
+    );
+    let run_id = "r_long_answer";
+    world
+        .run_port_runner(&world.click(run_id, "long_answer", json!({})))
+        .await;
+
+    // The invocation dies six posts into the answer, just after Port took a post and
+    // before the progress says so. Its message comes back after 2 s.
+    let event = world.receive_checkpoints(Some(2)).await;
+    let crashed = tokio::select! {
+        _ = world.run_log_tailer(event, Duration::from_secs(60)) => false,
+        _ = async {
+            while world.run(run_id).logs.len() < 7 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            world.port.answer_next_log_late(Duration::from_secs(5));
+            while world.port.late_log_answer_pending() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        } => true,
+    };
+    assert!(crashed, "the invocation was cut off mid-answer");
+    let saved = world.tailer.state.progress(run_id).await.unwrap().unwrap();
+    assert_eq!(saved.offset, 0, "still in the first answer");
+    assert!(saved.lines_posted > 0);
+
+    // Then invocations whose time is up at once: each asks from the same start, skips
+    // what is posted, makes one post and hands on, until the answer is posted.
+    let mut lines_posted = vec![saved.lines_posted];
+    let mut event = redelivered(&world, Duration::from_secs(10)).await;
+    loop {
+        assert_eq!(checkpoint(&event).offset, 0, "the answer's start");
+        let response = world.run_log_tailer(event, Duration::ZERO).await;
+        assert!(response.batch_item_failures.is_empty());
+        let progress = world.tailer.state.progress(run_id).await.unwrap().unwrap();
+        if progress.finished {
+            break;
+        }
+        assert!(
+            progress.lines_posted > *lines_posted.last().unwrap(),
+            "each invocation moves on: {lines_posted:?}, then {}",
+            progress.lines_posted
+        );
+        lines_posted.push(progress.lines_posted);
+        assert!(lines_posted.len() < 60, "the tail never ends");
+        event = world.receive_checkpoints(None).await;
+        assert_eq!(event.records.len(), 1, "handed on");
+    }
+    assert!(
+        lines_posted.len() >= 10,
+        "handed on mid-answer: {lines_posted:?}"
+    );
+
+    let run = world.run(run_id);
+    assert_eq!(run.status, "SUCCESS", "{}", run.status);
+    let expected = jenkins_lines(&world, "big/answer", 1).await;
+    assert_eq!(expected.len(), 20_002);
+    let messages = tailed_messages(&run);
+    let repeats: Vec<usize> = (1..messages.len())
+        .filter(|&i| messages[i] == messages[i - 1])
+        .collect();
+    assert_eq!(repeats.len(), 1, "one post repeated: {repeats:?}");
+    let mut without = messages.clone();
+    without.remove(repeats[0]);
+    assert!(
+        split_lines(&without) == expected,
+        "apart from the repeated post, every line once, in order"
+    );
+    assert_eq!(world.tail_queue_depth().await, 0);
 }

@@ -51,7 +51,9 @@ pub struct Progress {
     /// Where the console log read that is being posted starts (a `progressiveText`
     /// offset).
     pub offset: u64,
-    /// Lines from `offset` already posted.
+    /// Lines of the answer from `offset` already posted: a read resumed after a crash
+    /// or a handoff asks from `offset` again and skips them (an answer has no bound, so
+    /// it may take several posts, or invocations).
     #[serde(default)]
     pub lines_posted: u64,
     pub build: Option<BuildRef>,

@@ -121,8 +121,13 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent, deadline: Instant) -> Sq
     let (mut finished, mut handed, mut failed) = (0, 0, 0);
     for (id, result) in results {
         match result {
-            Ok(tail::Tailed::Finished) => finished += 1,
-            Ok(tail::Tailed::HandedOn) => handed += 1,
+            Ok(report) => {
+                tracing::info!(message_id = %id, tailed = ?report.tailed, posts = report.posts, peak_held_bytes = report.peak_held_bytes, "tail checkpoint handled");
+                match report.tailed {
+                    tail::Tailed::Finished => finished += 1,
+                    tail::Tailed::HandedOn => handed += 1,
+                }
+            }
             Err(error) => {
                 failed += 1;
                 tracing::error!(message_id = %id, %error, "tail checkpoint not handled; it comes back");

@@ -4,15 +4,23 @@
 //! or this invocation's time is nearly up (→ the next checkpoint). Facts:
 //! `reference/jenkins-api.md` §4–§6, `reference/port-api.md` §2, §4.
 //!
-//! Crash safety: after every post the progress (the read's offset and how many of its
-//! lines are posted) is saved; a checkpoint that comes back after a crash starts from
-//! there, so at most the last post repeats. A checkpoint that was handed on already
-//! (the progress counts more handoffs than it carries) is stale and dropped.
+//! Memory: nothing bounds a `progressiveText` answer (a finished build's is the whole
+//! rest of its log), so its body is read a piece at a time into the line parser, and
+//! lines go out in posts of at most `FLUSH_BYTES`: what a read holds is one piece, the
+//! parser's unfinished line (cut at its cap) and the post being gathered, whatever the
+//! log's size or its lines' lengths ([`TailReport::peak_held_bytes`]).
+//!
+//! Crash safety: after every post the progress (the answer's `start` and how many of its
+//! lines are posted) is saved; a checkpoint that comes back after a crash asks again
+//! from that `start` and skips those lines, so at most the last post repeats. An answer
+//! cut short (Jenkins gone mid-body, or this invocation's time up) resumes the same way.
+//! A checkpoint that was handed on already (the progress counts more handoffs than it
+//! carries) is stale and dropped.
 
 use std::time::{Duration, Instant};
 
-use spigot_common::jenkins::builds::{BuildRef, JenkinsError, JenkinsServer};
-use spigot_common::logline::clean_lines;
+use spigot_common::jenkins::builds::{BuildRef, JenkinsError, JenkinsServer, ProgressiveText};
+use spigot_common::logline::{LineParser, LogLine};
 use spigot_common::port::{RunStatus, RunUpdate, MAX_BODY_BYTES};
 use spigot_common::port_run::{Progress, TailCheckpoint};
 
@@ -26,6 +34,22 @@ const MAX_LINES_PER_READ: usize = 10_000;
 const BUILD_SEARCH_PATIENCE: Duration = Duration::from_secs(120);
 /// `PORT_RUN_ID`: the parameter that names the run.
 const RUN_ID_PARAMETER: &str = "PORT_RUN_ID";
+/// Body bytes given to the line parser at a time.
+pub const READ_PIECE_BYTES: usize = 64 * 1024;
+/// Ends a line longer than the parser's cap, which keeps its start only.
+pub const CUT_MARK: &str = " … [line cut: longer than 16 KiB]";
+
+/// What one invocation did with a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TailReport {
+    pub tailed: Tailed,
+    /// Log posts made.
+    pub posts: u64,
+    /// The most console log bytes held at once: the network chunk and piece being read,
+    /// the parser's unfinished line, lines not yet gathered and the post being gathered.
+    /// A post in flight adds its message and JSON body (each at most `FLUSH_BYTES`).
+    pub peak_held_bytes: usize,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tailed {
@@ -57,23 +81,30 @@ pub(crate) struct Run<'a> {
     pub progress: Progress,
     /// This invocation stops tailing at this instant.
     pub stop_at: Instant,
+    posts: u64,
+    peak_held: usize,
 }
 
 pub async fn tail(
     deps: &Deps,
     checkpoint: TailCheckpoint,
     deadline: Instant,
-) -> Result<Tailed, TailError> {
+) -> Result<TailReport, TailError> {
+    let report = |tailed| TailReport {
+        tailed,
+        posts: 0,
+        peak_held_bytes: 0,
+    };
     let run_id = checkpoint.run_id.clone();
     let saved = deps.state.progress(&run_id).await?;
     if let Some(saved) = &saved {
         if saved.finished {
             tracing::info!(run_id, "the run was ended already");
-            return Ok(Tailed::Finished);
+            return Ok(report(Tailed::Finished));
         }
         if saved.handoffs > checkpoint.handoffs {
             tracing::info!(run_id, "stale checkpoint: its successor is tailing the run");
-            return Ok(Tailed::Finished);
+            return Ok(report(Tailed::Finished));
         }
     }
     let progress = match saved {
@@ -97,8 +128,15 @@ pub async fn tail(
         server,
         progress,
         stop_at: deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(deadline),
+        posts: 0,
+        peak_held: 0,
     };
-    run.follow().await
+    let tailed = run.follow().await?;
+    Ok(TailReport {
+        tailed,
+        posts: run.posts,
+        peak_held_bytes: run.peak_held,
+    })
 }
 
 impl Run<'_> {
@@ -115,7 +153,7 @@ impl Run<'_> {
             if let Some(tailed) = self.watchdog(Some(&build)).await? {
                 return Ok(tailed);
             }
-            let read = match self
+            let mut read = match self
                 .server
                 .progressive_text(&build.url, self.progress.offset)
                 .await
@@ -139,14 +177,24 @@ impl Run<'_> {
             };
             let lines_in_read;
             if read.next < self.progress.offset {
-                // Jenkins started again at 0 (our offset is past its end): nothing new.
+                // Jenkins started again at 0 (our offset is past its end): nothing new,
+                // and the body (the whole log again) is not read.
                 lines_in_read = 0;
                 tracing::warn!(run_id = %self.checkpoint.run_id, offset = self.progress.offset, size = read.next, "the log restarted at 0; not posting it again");
             } else {
-                let lines = clean_lines(&read.text);
-                lines_in_read = lines.len();
-                let fresh = &lines[(self.progress.lines_posted as usize).min(lines.len())..];
-                self.post(fresh).await?;
+                match self.post_answer(&mut read).await {
+                    Ok(Some(lines)) => lines_in_read = lines,
+                    Ok(None) => return self.hand_on().await,
+                    Err(TailError::Jenkins(error)) if error.is_transient() => {
+                        // What was posted is saved: the next read skips it.
+                        tracing::warn!(run_id = %self.checkpoint.run_id, %error, "the console log broke off; reading it again at the next poll");
+                        if !self.sleep_poll().await {
+                            return self.hand_on().await;
+                        }
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                }
                 self.progress.offset = read.next;
                 self.progress.lines_posted = 0;
                 self.save().await?;
@@ -164,19 +212,74 @@ impl Run<'_> {
         }
     }
 
-    /// Posts lines to the run in order, each post under Port's size limit, saving the
-    /// progress after each.
-    async fn post(&mut self, lines: &[String]) -> Result<(), TailError> {
-        for chunk in chunks(lines, self.deps.flush_bytes) {
-            let message = chunk.join("\n");
-            self.deps
-                .port
-                .add_log(&self.checkpoint.run_id, &message, None)
-                .await?;
-            self.progress.lines_posted += chunk.len() as u64;
-            self.save().await?;
+    /// Posts the answer's lines after those posted already, in order, in posts of at
+    /// most `FLUSH_BYTES`, saving the progress after each. `Some(lines in the answer)`
+    /// once all are posted; `None` when this invocation's time ran out first.
+    async fn post_answer(
+        &mut self,
+        read: &mut ProgressiveText,
+    ) -> Result<Option<usize>, TailError> {
+        let limit = post_limit(self.deps.flush_bytes);
+        let posted_before = self.progress.lines_posted;
+        let mut parser = LineParser::default();
+        let mut seen: u64 = 0;
+        let mut fresh: Vec<String> = Vec::new();
+        let mut post = Post::default();
+        loop {
+            let piece = read.piece(READ_PIECE_BYTES).await?;
+            {
+                let mut take = |line: &LogLine<'_>| {
+                    seen += 1;
+                    if seen > posted_before {
+                        fresh.push(port_line(line));
+                    }
+                };
+                match &piece {
+                    Some(bytes) => parser.feed(bytes, &mut take),
+                    None => parser.finish(&mut take),
+                }
+            }
+            let held = piece.as_ref().map_or(0, |p| p.len())
+                + read.buffered_bytes()
+                + parser.buffered_bytes()
+                + fresh.iter().map(String::len).sum::<usize>()
+                + post.bytes;
+            self.peak_held = self.peak_held.max(held);
+            let at_end = piece.is_none();
+            drop(piece);
+            for line in fresh.drain(..) {
+                let size = post_size(&line);
+                if !post.fits(size, limit) {
+                    self.send(&mut post).await?;
+                    // Only after a post: skipping what earlier invocations posted may
+                    // take long, and each invocation must move the run on.
+                    if Instant::now() >= self.stop_at {
+                        return Ok(None);
+                    }
+                }
+                post.push(line, size);
+            }
+            if at_end {
+                break;
+            }
         }
-        Ok(())
+        if !post.lines.is_empty() {
+            self.send(&mut post).await?;
+        }
+        Ok(Some(seen as usize))
+    }
+
+    /// Posts the gathered lines and saves the progress.
+    async fn send(&mut self, post: &mut Post) -> Result<(), TailError> {
+        let message = post.lines.join("\n");
+        self.deps
+            .port
+            .add_log(&self.checkpoint.run_id, &message, None)
+            .await?;
+        self.posts += 1;
+        self.progress.lines_posted += post.lines.len() as u64;
+        *post = Post::default();
+        self.save().await
     }
 
     pub(crate) async fn save(&self) -> Result<(), TailError> {
@@ -391,48 +494,85 @@ enum Resolved {
     NotYet,
 }
 
-/// Lines grouped into posts: each post's message (lines joined by `\n`) stays under
-/// `flush_bytes` as JSON, and under Port's limit whatever the lines hold.
-pub fn chunks(lines: &[String], flush_bytes: usize) -> Vec<&[String]> {
-    let limit = flush_bytes.min(MAX_BODY_BYTES - 1024);
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    let mut size = 0;
-    for (i, line) in lines.iter().enumerate() {
-        // The line as JSON text, plus the joining newline (`\n`, two bytes escaped).
-        let line_size = serde_json::to_string(line).map_or(line.len() * 6, |s| s.len() - 2) + 2;
-        if i > start && size + line_size > limit {
-            chunks.push(&lines[start..i]);
-            start = i;
-            size = 0;
-        }
-        size += line_size;
+/// Lines gathered for one post.
+#[derive(Debug, Default)]
+struct Post {
+    lines: Vec<String>,
+    /// The message's size as JSON text.
+    size: usize,
+    /// The lines' own bytes.
+    bytes: usize,
+}
+
+impl Post {
+    /// Whether a line of `size` still fits; the first line always does.
+    fn fits(&self, size: usize, limit: usize) -> bool {
+        self.lines.is_empty() || self.size + size <= limit
     }
-    if start < lines.len() {
-        chunks.push(&lines[start..]);
+
+    fn push(&mut self, line: String, size: usize) {
+        self.size += size;
+        self.bytes += line.len();
+        self.lines.push(line);
     }
-    chunks
+}
+
+/// A post's message stays under `flush_bytes` as JSON, and under Port's limit.
+fn post_limit(flush_bytes: usize) -> usize {
+    flush_bytes.min(MAX_BODY_BYTES - 1024)
+}
+
+/// The line as JSON text, plus the joining newline (`\n`, two bytes escaped).
+fn post_size(line: &str) -> usize {
+    serde_json::to_string(line).map_or(line.len() * 6, |s| s.len() - 2) + 2
+}
+
+/// The line as the run shows it; a line longer than the parser's cap says it was cut.
+fn port_line(line: &LogLine<'_>) -> String {
+    if line.truncated {
+        format!("{}{CUT_MARK}", line.message)
+    } else {
+        line.message.to_owned()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The posts `lines` make, gathered as a read gathers them.
+    fn posts(lines: &[String], flush_bytes: usize) -> Vec<Vec<String>> {
+        let limit = post_limit(flush_bytes);
+        let mut posts = Vec::new();
+        let mut post = Post::default();
+        for line in lines {
+            let size = post_size(line);
+            if !post.fits(size, limit) {
+                posts.push(std::mem::take(&mut post).lines);
+            }
+            post.push(line.clone(), size);
+        }
+        if !post.lines.is_empty() {
+            posts.push(post.lines);
+        }
+        posts
+    }
+
     #[test]
     fn posts_stay_under_the_limit_and_keep_the_order() {
         let lines: Vec<String> = (0..1000)
             .map(|i| format!("line {i:04} {}", "x".repeat(100)))
             .collect();
-        let posts = chunks(&lines, 10 * 1024);
-        assert!(posts.len() > 10);
-        assert_eq!(posts.concat(), lines, "every line, once, in order");
-        for post in &posts {
+        let gathered = posts(&lines, 10 * 1024);
+        assert!(gathered.len() > 10);
+        assert_eq!(gathered.concat(), lines, "every line, once, in order");
+        for post in &gathered {
             let body = serde_json::json!({"message": post.join("\n")}).to_string();
             assert!(body.len() <= 10 * 1024 + 64, "{}", body.len());
         }
         // Lines that escape heavily are measured as JSON.
         let quotes: Vec<String> = (0..100).map(|_| "\"".repeat(100)).collect();
-        for post in chunks(&quotes, 4096) {
+        for post in posts(&quotes, 4096) {
             assert!(
                 serde_json::json!({"message": post.join("\n")})
                     .to_string()
@@ -440,6 +580,24 @@ mod tests {
                     <= 4096 + 64
             );
         }
-        assert!(chunks(&[], 4096).is_empty());
+        assert!(posts(&[], 4096).is_empty());
+        // Port's own limit holds whatever FLUSH_BYTES says.
+        assert_eq!(post_limit(usize::MAX), MAX_BODY_BYTES - 1024);
+    }
+
+    #[test]
+    fn a_line_past_the_cap_says_it_was_cut() {
+        use spigot_common::logline::DEFAULT_MAX_LINE_BYTES;
+        assert_eq!(DEFAULT_MAX_LINE_BYTES, 16 * 1024, "as CUT_MARK says");
+        let long = format!("{}\nshort\n", "y".repeat(DEFAULT_MAX_LINE_BYTES * 3));
+        let mut parser = LineParser::default();
+        let mut lines = Vec::new();
+        parser.feed(long.as_bytes(), &mut |line| lines.push(port_line(line)));
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[0],
+            format!("{}{CUT_MARK}", "y".repeat(DEFAULT_MAX_LINE_BYTES))
+        );
+        assert_eq!(lines[1], "short");
     }
 }

@@ -176,6 +176,12 @@ impl SandboxPort {
         self.lock().slow_log_answer = Some(delay);
     }
 
+    /// Whether the late answer asked for is still to come: once `false`, a post has been
+    /// recorded and its answer is being held back.
+    pub fn late_log_answer_pending(&self) -> bool {
+        self.lock().slow_log_answer.is_some()
+    }
+
     pub fn requests(&self) -> Vec<RecordedPortRequest> {
         self.lock().requests.clone()
     }

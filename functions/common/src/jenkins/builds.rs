@@ -6,7 +6,8 @@
 //! - a cancelled queue item never gets a build; a left one expires after 5 minutes;
 //! - `progressiveText`'s `X-Text-Size` is the next offset in raw bytes (the body's
 //!   length is not: line ends are rewritten to CRLF), `X-More-Data` says more will come,
-//!   and an offset past the end starts again at 0;
+//!   and an offset past the end starts again at 0; nothing bounds an answer, so its body
+//!   is read in pieces ([`ProgressiveText`]);
 //! - API tokens need no CSRF crumb.
 //!
 //! Absolute URLs Jenkins returns are rebased on the configured server URL: a Jenkins
@@ -155,15 +156,42 @@ pub struct BuildInfo {
     pub timestamp: u64,
 }
 
-/// One read of `progressiveText`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Progress {
-    /// The text from the offset asked (line ends as CRLF).
-    pub text: Bytes,
+/// One answer of `progressiveText`: its headers, and its body to be read in pieces. No
+/// request parameter bounds an answer (Stapler's LargeText takes only `start`), and a
+/// finished build's answer is all of its log from `start`: the body is never read whole.
+pub struct ProgressiveText {
     /// The next offset (`X-Text-Size`).
     pub next: u64,
     /// The build goes on (`X-More-Data`).
     pub more: bool,
+    response: reqwest::Response,
+    /// What is left of the network chunk being handed out.
+    rest: Bytes,
+}
+
+impl ProgressiveText {
+    /// The body's next bytes, at most `max` of them; `None` at its end.
+    pub async fn piece(&mut self, max: usize) -> Result<Option<Bytes>, JenkinsError> {
+        while self.rest.is_empty() {
+            match self
+                .response
+                .chunk()
+                .await
+                .map_err(|e| JenkinsError::Transport(crate::http::describe_error(&e)))?
+            {
+                Some(chunk) => self.rest = chunk,
+                None => return Ok(None),
+            }
+        }
+        let length = max.max(1).min(self.rest.len());
+        Ok(Some(self.rest.split_to(length)))
+    }
+
+    /// Bytes taken from the network and not handed out yet (at most one chunk of the
+    /// HTTP client's read buffer).
+    pub fn buffered_bytes(&self) -> usize {
+        self.rest.len()
+    }
 }
 
 /// One Jenkins server.
@@ -364,12 +392,13 @@ impl JenkinsServer {
             }))
     }
 
-    /// `GET …/logText/progressiveText?start=N`.
+    /// `GET …/logText/progressiveText?start=N`: the headers; the body is read from the
+    /// answer as it is used.
     pub async fn progressive_text(
         &self,
         build_url: &str,
         start: u64,
-    ) -> Result<Progress, JenkinsError> {
+    ) -> Result<ProgressiveText, JenkinsError> {
         let url = format!(
             "{}/logText/progressiveText?start={start}",
             build_url.trim_end_matches('/')
@@ -379,22 +408,29 @@ impl JenkinsServer {
             .request(reqwest::Method::GET, &url)
             .header(http::header::ACCEPT_ENCODING, "identity");
         let response = self.send(builder).await?;
+        if !response.status().is_success() {
+            return Err(status_error(response, "the console log").await);
+        }
         let next = response
             .headers()
             .get("x-text-size")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| JenkinsError::Unreadable {
+                what: "the console log".into(),
+                reason: "no X-Text-Size header".into(),
+            })?;
         let more = response
             .headers()
             .get("x-more-data")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-        let text = success_body(response, "the console log").await?;
-        let next = next.ok_or_else(|| JenkinsError::Unreadable {
-            what: "the console log".into(),
-            reason: "no X-Text-Size header".into(),
-        })?;
-        Ok(Progress { text, next, more })
+        Ok(ProgressiveText {
+            next,
+            more,
+            response,
+            rest: Bytes::new(),
+        })
     }
 
     /// The whole console log as it is stored, for streaming into the archive.
@@ -434,19 +470,33 @@ impl JenkinsServer {
 
 /// The body of a 2xx answer; another status is an error carrying the body's start.
 async fn success_body(response: reqwest::Response, what: &str) -> Result<Bytes, JenkinsError> {
-    let status = response.status().as_u16();
-    let body = response
+    if !response.status().is_success() {
+        return Err(status_error(response, what).await);
+    }
+    response
         .bytes()
         .await
-        .map_err(|e| JenkinsError::Transport(crate::http::describe_error(&e)))?;
-    if !(200..300).contains(&status) {
-        return Err(JenkinsError::Status {
-            status,
-            what: what.to_owned(),
-            body: truncate(String::from_utf8_lossy(&body).trim(), 300),
-        });
+        .map_err(|e| JenkinsError::Transport(crate::http::describe_error(&e)))
+}
+
+/// Of an error page, at most this much is read: its start says what went wrong.
+const ERROR_BODY_BYTES: usize = 4096;
+
+/// The error a non-2xx answer is, with the start of its body.
+async fn status_error(mut response: reqwest::Response, what: &str) -> JenkinsError {
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    while body.len() < ERROR_BODY_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(ERROR_BODY_BYTES)]),
+            _ => break,
+        }
     }
-    Ok(body)
+    JenkinsError::Status {
+        status,
+        what: what.to_owned(),
+        body: truncate(String::from_utf8_lossy(&body).trim(), 300),
+    }
 }
 
 fn form_body(parameters: &[(String, String)]) -> String {
