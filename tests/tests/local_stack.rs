@@ -144,14 +144,20 @@ async fn the_front_door_is_api_gateway_with_live_stage_variables() {
         .unwrap()
         .contains("no function subscribes"));
 
-    let info: Value = http()
-        .get(format!("{}/_local", stack.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let get = |path: &str| {
+        let url = format!("{}{path}", stack.url());
+        async move {
+            http()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let info = get("/_local").await;
     assert_eq!(
         info["functions"],
         json!([
@@ -166,6 +172,63 @@ async fn the_front_door_is_api_gateway_with_live_stage_variables() {
     assert_eq!(
         info["operator_env"]["REST_API_ID"],
         spigot.rest_api_id.as_str()
+    );
+
+    // A message written by hand, as the README's three commands do: the sandbox Port
+    // takes a run it did not create, and /_local shows the outcome.
+    let message = json!({
+        "action": spigot_local::stack::EXAMPLE_ACTION,
+        "port_context": {"runId": "r_byHand1"},
+        "inputs": {"serviceName": "billing", "version": "1.0.0", "environment": "dev", "changeReason": "try"},
+    });
+    let injected = http()
+        .post(format!(
+            "{}/kafka/{}.runs",
+            stack.url(),
+            spigot_local::stack::LOCAL_PORT_ORG
+        ))
+        .body(message.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        injected.status().as_u16(),
+        200,
+        "{:?}",
+        injected.text().await
+    );
+    let mut run = Value::Null;
+    for _ in 0..120 {
+        let runs = get("/_local/port/runs").await;
+        run = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["run_id"] == "r_byHand1")
+            .cloned()
+            .unwrap_or(Value::Null);
+        if run["status"] == "SUCCESS" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(run["status"], "SUCCESS", "{run}");
+    assert!(run["logs"].as_array().unwrap().iter().any(|l| l
+        .as_str()
+        .unwrap()
+        .contains("Deployed billing 1.0.0 to dev")));
+    let requests = get("/_local/jenkins/requests").await;
+    assert!(
+        requests
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["method"] == "POST"
+                && r["path"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("/buildWithParameters")),
+        "{requests}"
     );
 }
 

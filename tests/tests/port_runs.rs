@@ -10,10 +10,10 @@ use aws_lambda_events::sqs::SqsEvent;
 use bytes::Bytes;
 use log_tailer::tail::{Tailed, CUT_MARK};
 use port_runner::routes::Unrouted;
-use serde_json::json;
+use serde_json::{json, Value};
 use spigot_common::search::{SearchAuth, SearchClient};
 use spigot_local::jenkins::{BuildScript, SandboxJob};
-use spigot_local::port::SandboxRun;
+use spigot_local::port::{RateLimitReset, SandboxRun};
 use spigot_local::stack::{EXAMPLE_ACTION, EXAMPLE_JOB};
 use spigot_tests::port::{
     checkpoint, cleaned_lines, envelope, example_inputs, tailed_messages, PortWorld, FLAKY_ACTION,
@@ -349,6 +349,8 @@ async fn a_redelivered_record_starts_one_build_and_bad_records_are_skipped_alone
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_action_is_left_alone_or_failed_as_configured() {
     let mut world = PortWorld::start().await;
+    // A shared topic: another consumer owns the actions we have no route for.
+    world.runner.routes.unrouted = Unrouted::Skip;
     let summary = world
         .run_port_runner(&world.click("r_other", "delete_everything", json!({})))
         .await;
@@ -360,7 +362,9 @@ async fn an_unknown_action_is_left_alone_or_failed_as_configured() {
     assert_eq!(world.run("r_other").status, "IN_PROGRESS");
     assert!(world.jenkins.builds_of(EXAMPLE_JOB).is_empty());
 
-    world.runner.routes.unrouted = Unrouted::Fail;
+    // The default: a Kafka run nobody takes would stay in progress forever.
+    world.runner.routes.unrouted = Unrouted::default();
+    assert_eq!(world.runner.routes.unrouted, Unrouted::Fail);
     let summary = world
         .run_port_runner(&world.click("r_unrouted", "delete_everything", json!({})))
         .await;
@@ -472,9 +476,12 @@ async fn an_unstable_build_fails_the_run_with_its_result_in_the_label() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn port_rate_limits_are_waited_out_without_losing_or_repeating_lines() {
+/// Port's 429s say when to come back in `x-ratelimit-reset`, as seconds to wait or as
+/// an epoch time depending on the docs' version: both are waited out for as long as they
+/// say (an epoch time read as seconds would wait the whole cap), nothing lost or repeated.
+async fn rate_limits_are_waited_out(form: RateLimitReset) {
     let world = PortWorld::start().await;
+    world.port.set_ratelimit_reset(form);
     let run_id = "r_busy_port";
     let event = world.click(run_id, EXAMPLE_ACTION, example_inputs("my-service"));
     // The next three API calls (port_runner's first) are answered 429, reset in 1 s.
@@ -499,9 +506,15 @@ async fn port_rate_limits_are_waited_out_without_losing_or_repeating_lines() {
             .iter()
             .find(|r| r.path == requests[i].path)
             .expect("the call is made again");
+        let waited = retry.at.duration_since(requests[i].at);
+        // An epoch second "now + 1" is between 0 and 1 s away.
+        let least = match form {
+            RateLimitReset::Delay => Duration::from_millis(900),
+            RateLimitReset::EpochTime => Duration::ZERO,
+        };
         assert!(
-            retry.at.duration_since(requests[i].at) >= Duration::from_millis(900),
-            "waited for x-ratelimit-reset before {} again",
+            waited >= least && waited < Duration::from_secs(5),
+            "{form:?}: waited {waited:?} before {} again",
             retry.path
         );
     }
@@ -510,6 +523,16 @@ async fn port_rate_limits_are_waited_out_without_losing_or_repeating_lines() {
         2,
         "tokens reused, not renewed per call"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn port_rate_limits_given_as_a_delay_are_waited_out() {
+    rate_limits_are_waited_out(RateLimitReset::Delay).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn port_rate_limits_given_as_an_epoch_time_are_waited_out() {
+    rate_limits_are_waited_out(RateLimitReset::EpochTime).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -787,4 +810,160 @@ async fn a_crash_in_a_long_answer_repeats_one_post_and_later_reads_resume_from_t
         "apart from the repeated post, every line once, in order"
     );
     assert_eq!(world.tail_queue_depth().await, 0);
+}
+
+/// Port's own messages on the topic (port-agent's fixtures and Port's docs, in
+/// functions/port_runner/tests/fixtures): the Kafka runs a route takes are built, Kafka
+/// runs that cannot be used are ended FAILURE saying why, other consumers' runs are
+/// skipped untouched, and no run of ours is left in progress.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_real_messages_are_built_ended_or_left_to_their_consumer() {
+    let mut world = PortWorld::start().await;
+    world.port.adopt_unknown_runs(true);
+    let quick = |path: &str| {
+        SandboxJob::new(
+            path,
+            &["PORT_RUN_ID"],
+            BuildScript {
+                lines: vec![format!("{path} done")],
+                line_interval: Duration::ZERO,
+                result: "SUCCESS".into(),
+            },
+        )
+    };
+    // A legacy message names its action per blueprint: the blueprint route wins.
+    world.add_route("vm/create_vm", quick("vm-create"));
+    world.add_route("Microservice_scaffold_a_microservice", quick("scaffold"));
+    let fixtures: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            spigot_tests::workspace_root()
+                .join("functions/port_runner/tests/fixtures/port-kafka-examples.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let values: Vec<Bytes> = fixtures["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| Bytes::from(e["message"].to_string()))
+        .collect();
+    let summary = world.run_port_runner(&world.kafka_batch(&values)).await;
+    assert_eq!(
+        (
+            summary.records,
+            summary.started,
+            summary.failed,
+            summary.other_invocation,
+            summary.rejected
+        ),
+        (9, 2, 3, 4, 0),
+        "{summary:?}"
+    );
+    assert_eq!(world.jenkins.builds_of("vm-create").len(), 1);
+    assert_eq!(world.jenkins.builds_of("scaffold").len(), 1);
+    assert_eq!(world.tail_until_idle(Duration::from_secs(60)).await, 2);
+    for run_id in ["r_docsLambdaGuide1", "r_docsTriggerData1"] {
+        assert_eq!(world.run(run_id).status, "SUCCESS", "{run_id}");
+    }
+    for run_id in ["r_docsPortCtx0001", "r_docsSpreadCtx01"] {
+        let run = world.run(run_id);
+        assert_eq!(run.status, "FAILURE", "{run_id}");
+        assert_eq!(
+            run.status_label.as_deref(),
+            Some("Not started: no action in the message")
+        );
+        assert!(
+            run.log_text().contains(".action.identifier"),
+            "{run_id}: {}",
+            run.log_text()
+        );
+    }
+    // No route for `deploy` (the default is to say so, not to leave the run hanging).
+    let unrouted = world.run("run_123");
+    assert_eq!(unrouted.status, "FAILURE");
+    assert!(unrouted
+        .log_text()
+        .contains("No Jenkins job is set up for action deploy"));
+    // port-agent's WEBHOOK runs: nothing was sent about them.
+    for run_id in [
+        "r_jE5FhDURh4Uen2Qr",
+        "wfnr_abc123",
+        "r_HardNzG6kzc9vWOQ",
+        "r_789",
+    ] {
+        assert!(
+            world
+                .port
+                .requests()
+                .iter()
+                .all(|r| !r.path.contains(run_id)),
+            "{run_id} is another consumer's"
+        );
+    }
+}
+
+/// A run ended elsewhere while its build still runs: a user stopped it in Port (its log
+/// posts get 422) or Port no longer knows it (404). The tail stops for good — no retries
+/// into the DLQ — and aborts the build when the route says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_ended_in_port_is_no_longer_followed_and_its_build_aborted_if_asked() {
+    let mut world = PortWorld::start().await;
+    world
+        .runner
+        .routes
+        .routes
+        .get_mut(LONG_ACTION)
+        .expect("the long route")
+        .abort_when_run_ends = true;
+    world
+        .run_port_runner(&world.click("r_stopped", LONG_ACTION, json!({})))
+        .await;
+    // The first invocation posts some of the log, then hands on.
+    world
+        .tail_once(Duration::from_secs(1))
+        .await
+        .expect("a checkpoint");
+    assert!(!world.run("r_stopped").logs.is_empty());
+    world.port.stop_run("r_stopped");
+    assert_eq!(world.tail_until_idle(Duration::from_secs(20)).await, 1);
+    let run = world.run("r_stopped");
+    assert_eq!(
+        run.status_label.as_deref(),
+        Some("Stopped by user"),
+        "left as the user ended it"
+    );
+    let build = &world.jenkins.builds_of(LONG_JOB)[0];
+    assert_eq!(build.result.as_deref(), Some("ABORTED"), "{build:?}");
+    assert_eq!(world.tail_queue_depth().await, 0, "no checkpoint retried");
+
+    // Port forgot the next run; its route does not ask for an abort.
+    world
+        .runner
+        .routes
+        .routes
+        .get_mut(LONG_ACTION)
+        .unwrap()
+        .abort_when_run_ends = false;
+    world
+        .run_port_runner(&world.click("r_forgotten", LONG_ACTION, json!({})))
+        .await;
+    world
+        .tail_once(Duration::from_secs(1))
+        .await
+        .expect("a checkpoint");
+    world.port.forget_run("r_forgotten");
+    assert_eq!(world.tail_until_idle(Duration::from_secs(20)).await, 1);
+    let second = &world.jenkins.builds_of(LONG_JOB)[1];
+    assert_ne!(second.result.as_deref(), Some("ABORTED"), "{second:?}");
+    assert_eq!(world.tail_queue_depth().await, 0);
+    let refused: Vec<u16> = world
+        .port
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("r_forgotten") || r.path.contains("r_stopped"))
+        .map(|r| r.status)
+        .filter(|s| *s >= 400)
+        .collect();
+    assert_eq!(refused, [422, 404], "each said once, never retried");
 }

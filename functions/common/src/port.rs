@@ -230,8 +230,7 @@ impl PortClient {
                         .headers()
                         .get("x-ratelimit-reset")
                         .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
+                        .and_then(|v| ratelimit_wait(v, std::time::SystemTime::now()));
                     let text = response.bytes().await.unwrap_or_default();
                     let answer = if (200..300).contains(&status) {
                         Ok(serde_json::from_slice(&text).unwrap_or(Value::Null))
@@ -332,9 +331,56 @@ fn segment(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
+/// Values of `x-ratelimit-reset` from here on are epoch seconds (2001-09-09), below
+/// are seconds to wait.
+const EPOCH_THRESHOLD: f64 = 1_000_000_000.0;
+
+/// How long `x-ratelimit-reset` says to wait. Port's docs disagree between versions:
+/// the docs source (port-docs docs/api-reference/rate-limits.mdx) says "the time at which
+/// the window resets, in UTC epoch seconds", the published page has said "the number of
+/// seconds before the rate limit is reset" (`reference/port-api.md` §4). Both are read: a
+/// value of 10⁹ or more is an epoch time, a smaller one a delay; an epoch time already
+/// past is no wait; `None` (backoff instead) for what is neither. The caller caps it.
+pub fn ratelimit_wait(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value: f64 = value.trim().parse().ok()?;
+    if !value.is_finite() || value < 0.0 {
+        return None;
+    }
+    if value >= EPOCH_THRESHOLD {
+        let now = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs_f64();
+        return Some(Duration::from_secs_f64((value - now).max(0.0)));
+    }
+    Some(Duration::from_secs_f64(value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ratelimit_reset_reads_as_an_epoch_time_or_a_delay() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_796_000_000);
+        assert_eq!(
+            ratelimit_wait("1796000012", now),
+            Some(Duration::from_secs(12))
+        );
+        assert_eq!(
+            ratelimit_wait("1795999990", now),
+            Some(Duration::ZERO),
+            "already past"
+        );
+        assert_eq!(ratelimit_wait("12", now), Some(Duration::from_secs(12)));
+        assert_eq!(
+            ratelimit_wait(" 1.5 ", now),
+            Some(Duration::from_millis(1500))
+        );
+        for odd in ["", "soon", "-3", "NaN", "inf"] {
+            assert_eq!(ratelimit_wait(odd, now), None, "{odd:?}");
+        }
+    }
 
     #[test]
     fn a_run_update_sends_only_what_is_set() {

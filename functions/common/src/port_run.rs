@@ -31,6 +31,9 @@ pub struct TailCheckpoint {
     /// The watchdog: past this (RFC 3339) the run fails as timed out.
     pub deadline_at: String,
     pub abort_on_timeout: bool,
+    /// Abort the build when the run was ended in Port by someone else (cancelled).
+    #[serde(default)]
+    pub abort_when_run_ends: bool,
     pub index_log: bool,
     /// An entity to upsert, tied to the run, when the build succeeds.
     pub entity: Option<EntityUpsert>,

@@ -131,7 +131,12 @@ pub async fn tail(
         posts: 0,
         peak_held: 0,
     };
-    let tailed = run.follow().await?;
+    let tailed = match run.follow().await {
+        Err(TailError::Port(error)) if ended_elsewhere(&error) => {
+            run.ended_elsewhere(&error).await?
+        }
+        other => other?,
+    };
     Ok(TailReport {
         tailed,
         posts: run.posts,
@@ -139,7 +144,42 @@ pub async fn tail(
     })
 }
 
+/// Port's answer that the run is over without us: 422 (ended already: a user stopped it)
+/// or 404 (Port does not know it, e.g. deleted). Retrying cannot help.
+fn ended_elsewhere(error: &spigot_common::port::PortError) -> bool {
+    matches!(error.status(), Some(404 | 422))
+}
+
 impl Run<'_> {
+    /// The run was ended in Port by someone else: stop tailing it for good (no retries
+    /// into the DLQ), say so once, and abort the build when the route asks to.
+    async fn ended_elsewhere(
+        &mut self,
+        error: &spigot_common::port::PortError,
+    ) -> Result<Tailed, TailError> {
+        let run_id = self.checkpoint.run_id.clone();
+        let mut aborted = None;
+        if let (true, Some(build)) = (
+            self.checkpoint.abort_when_run_ends,
+            self.progress.build.clone(),
+        ) {
+            aborted = Some(match self.server.stop(&build.url).await {
+                Ok(()) => format!("build #{} aborted", build.number),
+                Err(error) => format!("aborting build #{} failed: {error}", build.number),
+            });
+        }
+        tracing::warn!(
+            run_id,
+            status = error.status(),
+            %error,
+            build = aborted.as_deref(),
+            "the run was ended in Port (or Port does not know it): no longer followed"
+        );
+        self.progress.finished = true;
+        self.save().await?;
+        Ok(Tailed::Finished)
+    }
+
     async fn follow(&mut self) -> Result<Tailed, TailError> {
         let build = match self.progress.build.clone() {
             Some(build) => build,

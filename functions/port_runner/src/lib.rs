@@ -94,6 +94,17 @@ pub struct BatchSummary {
     pub failed: u64,
     /// Records that are not run requests: logged and skipped.
     pub rejected: u64,
+    /// Runs of another invocation method (a port-agent WEBHOOK run, ...) seen on the
+    /// topic: their own consumer's, skipped.
+    pub other_invocation: u64,
+}
+
+/// What a record asks of this invocation.
+enum Work {
+    Start(message::RunRequest),
+    /// A run that names itself but cannot be used: ended FAILURE, saying why.
+    End(String, message::MessageError),
+    Done(run::Outcome),
 }
 
 /// Handles every record of the batch (a Kafka event, read leniently); never fails it.
@@ -101,29 +112,55 @@ pub struct BatchSummary {
 /// and two deliveries of one run must not race for it.
 pub async fn handle(deps: &Deps, event: &KafkaEvent) -> BatchSummary {
     let mut runs_in_batch = HashSet::new();
-    let work: Vec<Result<message::RunRequest, run::Outcome>> = event
+    let work: Vec<Work> = event
         .records()
         .map(|record| {
-            let record = record.map_err(|problem| {
-                tracing::warn!(%problem, "record skipped: unreadable");
-                run::Outcome::Rejected
-            })?;
-            let request = message::decode(record.value).map_err(|problem| {
-                tracing::warn!(record = %record.position(), %problem, "record skipped: not a run request");
-                run::Outcome::Rejected
-            })?;
+            let record = match record {
+                Ok(record) => record,
+                Err(problem) => {
+                    tracing::warn!(%problem, "record skipped: unreadable");
+                    return Work::Done(run::Outcome::Rejected);
+                }
+            };
+            let request = match message::decode(record.value) {
+                Ok(request) => request,
+                Err(unusable) => {
+                    let record = record.position();
+                    let run_id = unusable.run_id.as_deref().unwrap_or("");
+                    let problem = unusable.problem;
+                    return match (&unusable.run_id, &problem) {
+                        (_, message::MessageError::NotKafka(_)) => {
+                            tracing::info!(%record, run_id, %problem, "run skipped: another consumer's");
+                            Work::Done(run::Outcome::OtherInvocation)
+                        }
+                        (Some(run_id), problem) if problem.ends_the_run() => {
+                            tracing::warn!(%record, run_id, %problem, "run cannot be started; ending it FAILURE");
+                            Work::End(run_id.clone(), problem.clone())
+                        }
+                        _ => {
+                            tracing::warn!(%record, run_id, %problem, "record skipped: not a run request");
+                            Work::Done(run::Outcome::Rejected)
+                        }
+                    };
+                }
+            };
             if !runs_in_batch.insert(request.run_id.clone()) {
                 tracing::info!(record = %record.position(), run_id = %request.run_id, "run delivered twice in the batch; started once");
-                return Err(run::Outcome::Duplicate);
+                return Work::Done(run::Outcome::Duplicate);
             }
-            Ok(request)
+            Work::Start(request)
         })
         .collect();
     let outcomes: Vec<run::Outcome> = futures::stream::iter(work)
         .map(|work| async move {
             match work {
-                Ok(request) => run::start(deps, &request).await,
-                Err(outcome) => outcome,
+                Work::Start(request) => run::start(deps, &request).await,
+                Work::End(run_id, problem) => {
+                    run::end_failed(deps, &run_id, problem.status_label(), &problem.to_string())
+                        .await;
+                    run::Outcome::Failed
+                }
+                Work::Done(outcome) => outcome,
             }
         })
         .buffer_unordered(CONCURRENCY)
@@ -140,6 +177,7 @@ pub async fn handle(deps: &Deps, event: &KafkaEvent) -> BatchSummary {
             run::Outcome::Skipped => summary.skipped += 1,
             run::Outcome::Failed => summary.failed += 1,
             run::Outcome::Rejected => summary.rejected += 1,
+            run::Outcome::OtherInvocation => summary.other_invocation += 1,
         }
     }
     tracing::info!(summary = %serde_json::to_string(&summary).unwrap_or_default(), "batch handled");
@@ -150,6 +188,7 @@ pub async fn handle(deps: &Deps, event: &KafkaEvent) -> BatchSummary {
         .count("RunsSkipped", summary.skipped)
         .count("RunsFailed", summary.failed)
         .count("RecordsRejected", summary.rejected)
+        .count("RunsOtherInvocation", summary.other_invocation)
         .emit();
     summary
 }

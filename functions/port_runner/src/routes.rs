@@ -4,7 +4,7 @@
 //! ```json
 //! {
 //!   "servers": {"main": "https://jenkins.example.com"},
-//!   "unrouted": "skip",
+//!   "unrouted": "fail",
 //!   "routes": {
 //!     "deploy_microservice_kafka": {
 //!       "server": "main",
@@ -12,6 +12,7 @@
 //!       "intro": "Deploying {{inputs.serviceName}} v{{inputs.version}} to {{inputs.environment}}…",
 //!       "timeout_minutes": 60,
 //!       "abort_on_timeout": true,
+//!       "abort_when_run_ends": true,
 //!       "index_log": false,
 //!       "entity": {"blueprint": "deployment", "identifier": "{{inputs.serviceName}}-{{inputs.environment}}",
 //!                  "properties": {"version": "{{inputs.version}}"}}
@@ -56,10 +57,11 @@ pub struct Routes {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Unrouted {
-    /// Left alone: another consumer of the topic may own the action.
-    #[default]
+    /// Left alone: another consumer of the topic owns the action (a shared topic).
     Skip,
-    /// Ended FAILURE in Port, saying no route exists.
+    /// Ended FAILURE in Port, saying no route exists: a Kafka run nobody takes would
+    /// otherwise stay in progress forever.
+    #[default]
     Fail,
 }
 
@@ -77,6 +79,10 @@ pub struct Route {
     pub timeout_minutes: f64,
     #[serde(default)]
     pub abort_on_timeout: bool,
+    /// Abort the build when its run is ended in Port before the build ends (a user who
+    /// stopped the run in Port's UI, or a run Port no longer knows).
+    #[serde(default)]
+    pub abort_when_run_ends: bool,
     #[serde(default)]
     pub index_log: bool,
     #[serde(default)]
@@ -153,6 +159,14 @@ impl Routes {
             }
         }
         Ok(routes)
+    }
+
+    /// The route of an action: `blueprint/action` when the message names a blueprint and
+    /// such a route exists (legacy messages name actions per blueprint), else `action`.
+    pub fn find(&self, blueprint: Option<&str>, action: &str) -> Option<&Route> {
+        blueprint
+            .and_then(|blueprint| self.routes.get(&format!("{blueprint}/{action}")))
+            .or_else(|| self.routes.get(action))
     }
 }
 
@@ -270,6 +284,7 @@ mod tests {
         RunRequest {
             run_id: "r_42".into(),
             action: "deploy_microservice_kafka".into(),
+            blueprint: Some("service".into()),
             inputs: json!({"serviceName": "my-service", "version": "1.2.3", "environment": "dev", "changeReason": "hotfix", "replicas": 3})
                 .as_object()
                 .unwrap()
@@ -281,6 +296,35 @@ mod tests {
 
     fn one_route(route: Value) -> Routes {
         Routes::parse(&json!({"servers": {"main": "https://ci.example.com"}, "routes": {"deploy_microservice_kafka": route}}).to_string()).unwrap()
+    }
+
+    #[test]
+    fn a_blueprint_route_wins_over_the_action_alone() {
+        let routes = Routes::parse(
+            &json!({"servers": {"m": "https://ci.example.com"}, "routes": {
+                "create": {"server": "m", "job": "generic/create"},
+                "vm/create": {"server": "m", "job": "vm/create"},
+            }})
+            .to_string(),
+        )
+        .unwrap();
+        let job = |blueprint, action| {
+            routes
+                .find(blueprint, action)
+                .map(|r| r.job.path().display())
+        };
+        assert_eq!(job(Some("vm"), "create").as_deref(), Some("vm » create"));
+        assert_eq!(
+            job(Some("service"), "create").as_deref(),
+            Some("generic » create")
+        );
+        assert_eq!(job(None, "create").as_deref(), Some("generic » create"));
+        assert_eq!(job(Some("vm"), "delete"), None);
+        assert_eq!(
+            routes.unrouted,
+            Unrouted::Fail,
+            "the default: no run is left hanging"
+        );
     }
 
     #[test]

@@ -27,18 +27,23 @@ pub enum Outcome {
     Skipped,
     Failed,
     Rejected,
+    /// Another invocation method's run: left to its consumer.
+    OtherInvocation,
 }
 
 pub async fn start(deps: &Deps, request: &RunRequest) -> Outcome {
     let run_id = request.run_id.as_str();
-    let Some(route) = deps.routes.routes.get(&request.action) else {
+    let Some(route) = deps
+        .routes
+        .find(request.blueprint.as_deref(), &request.action)
+    else {
         return match deps.routes.unrouted {
             Unrouted::Skip => {
                 tracing::info!(run_id, action = %request.action, "no route for the action; left to other consumers");
                 Outcome::Skipped
             }
             Unrouted::Fail => {
-                end_failed(
+                end_not_started(
                     deps,
                     run_id,
                     &format!(
@@ -53,7 +58,7 @@ pub async fn start(deps: &Deps, request: &RunRequest) -> Outcome {
     };
     let Some(server_url) = deps.routes.servers.get(&route.server) else {
         // Routes::parse checked this; a missing server is a bug, said plainly.
-        end_failed(
+        end_not_started(
             deps,
             run_id,
             &format!(
@@ -68,7 +73,7 @@ pub async fn start(deps: &Deps, request: &RunRequest) -> Outcome {
         match JenkinsServer::new(server_url, deps.jenkins_secrets.for_server(&route.server)) {
             Ok(server) => server,
             Err(error) => {
-                end_failed(
+                end_not_started(
                     deps,
                     run_id,
                     &format!("The Jenkins server {} is not usable: {error}", route.server),
@@ -83,7 +88,7 @@ pub async fn start(deps: &Deps, request: &RunRequest) -> Outcome {
         Ok(marker) => marker,
         Err(error) => {
             tracing::error!(run_id, %error, "cannot record the run");
-            end_failed(deps, run_id, "The run could not be recorded (state bucket unavailable), so it was not started: run it again.").await;
+            end_not_started(deps, run_id, "The run could not be recorded (state bucket unavailable), so it was not started: run it again.").await;
             return Outcome::Failed;
         }
     };
@@ -172,7 +177,7 @@ async fn trigger(
             tracing::warn!(run_id, job = %job.display(), %error, "Jenkins refused the trigger");
             let explanation =
                 explain_refusal(&error, server, job, &route.server, !parameters.is_empty());
-            end_failed(deps, run_id, &explanation).await;
+            end_not_started(deps, run_id, &explanation).await;
             if let Err(error) = deps.state.mark(run_id, &RunMarker::HandedOff).await {
                 tracing::warn!(run_id, %error, "cannot record the end of the run");
             }
@@ -336,6 +341,7 @@ async fn hand_off(
         started_at: rfc3339(now),
         deadline_at: rfc3339(now + route.timeout()),
         abort_on_timeout: route.abort_on_timeout,
+        abort_when_run_ends: route.abort_when_run_ends,
         index_log: route.index_log,
         entity: route
             .entity(request)
@@ -356,7 +362,7 @@ async fn hand_off(
             let error = spigot_common::aws::error_text(&error);
             tracing::error!(run_id, %error, "cannot hand the run to log_tailer");
             let link = build.as_ref().map_or(queue_url, |b| b.url.as_str());
-            end_failed(deps, run_id, &format!(
+            end_not_started(deps, run_id, &format!(
                 "The build was started but its log cannot be followed ({error}); it runs in Jenkins: {link}"
             ))
             .await;
@@ -369,12 +375,17 @@ async fn hand_off(
     outcome
 }
 
-/// Ends the run FAILURE with `message` as its last log line.
-async fn end_failed(deps: &Deps, run_id: &str, message: &str) {
+/// Ends the run FAILURE, labelled "Not started", with `message` as its last log line.
+async fn end_not_started(deps: &Deps, run_id: &str, message: &str) {
+    end_failed(deps, run_id, "Not started", message).await;
+}
+
+/// Ends the run FAILURE with `label` and `message` as its last log line.
+pub async fn end_failed(deps: &Deps, run_id: &str, label: &str, message: &str) {
     tracing::warn!(run_id, message, "ending the run FAILURE");
     if let Err(error) = deps
         .port
-        .add_log(run_id, message, Some((RunStatus::Failure, "Not started")))
+        .add_log(run_id, message, Some((RunStatus::Failure, label)))
         .await
     {
         tracing::error!(run_id, %error, "cannot end the run in Port");

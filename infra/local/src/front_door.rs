@@ -8,7 +8,9 @@
 //!   record value; `?key=` and `?partition=` are optional; each `X-Kafka-Header-<name>`
 //!   header becomes a record header;
 //! - `GET /_local`: what runs where, as JSON; `POST /_local/jenkins` `{"mode": "up" |
-//!   "down" | "slow", "status": N, "delay_ms": N}` switches the sandbox Jenkins.
+//!   "down" | "slow", "status": N, "delay_ms": N}` switches the sandbox Jenkins;
+//!   `GET /_local/jenkins/requests` is what the sandbox Jenkins received, `GET
+//!   /_local/port/runs` every run the sandbox Port holds (status, label, logs).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -30,6 +32,7 @@ use crate::api_gateway::{self, HttpAnswer, HttpRequest, Routes};
 use crate::functions::Functions;
 use crate::jenkins::{JenkinsMode, SandboxJenkins};
 use crate::kafka::{KafkaInjector, Record};
+use crate::port::SandboxPort;
 use crate::runtime_api::Outcome;
 
 /// Record headers come as `X-Kafka-Header-<name>`.
@@ -42,6 +45,7 @@ pub struct FrontDoorParts {
     pub apigateway: aws_sdk_apigateway::Client,
     pub kafka: Arc<KafkaInjector>,
     pub jenkins: Option<Arc<SandboxJenkins>>,
+    pub port: Option<Arc<SandboxPort>>,
     /// Served on `GET /_local`; filled in once the stack is up.
     pub info: Arc<RwLock<Value>>,
 }
@@ -120,6 +124,20 @@ async fn dispatch(
     }
     if path == "/_local/jenkins" && head.method == http::Method::POST {
         return switch_jenkins(&parts, &body).await;
+    }
+    if path == "/_local/jenkins/requests" && head.method == http::Method::GET {
+        return match &parts.jenkins {
+            Some(jenkins) => {
+                (StatusCode::OK, axum::Json(jenkins_requests(jenkins))).into_response()
+            }
+            None => json_error(StatusCode::NOT_FOUND, "no sandbox Jenkins runs here"),
+        };
+    }
+    if path == "/_local/port/runs" && head.method == http::Method::GET {
+        return match &parts.port {
+            Some(port) => (StatusCode::OK, axum::Json(port.runs_json())).into_response(),
+            None => json_error(StatusCode::NOT_FOUND, "no sandbox Port runs here"),
+        };
     }
     let Some(matched) = parts.routes.find(&head.method, &path) else {
         return answer(HttpAnswer::missing_route());
@@ -234,6 +252,40 @@ async fn inject(
         )
             .into_response(),
     }
+}
+
+/// What the sandbox Jenkins received, for a person to read: credentials shown as
+/// present, not as their value; bodies as text, cut at 4 KiB.
+fn jenkins_requests(jenkins: &SandboxJenkins) -> Value {
+    Value::Array(
+        jenkins
+            .requests()
+            .iter()
+            .map(|r| {
+                let headers: serde_json::Map<String, Value> = r
+                    .headers
+                    .iter()
+                    .map(|(name, value)| {
+                        let shown = if name == "authorization" {
+                            "(set)"
+                        } else {
+                            value
+                        };
+                        (name.clone(), Value::String(shown.to_owned()))
+                    })
+                    .collect();
+                let body = String::from_utf8_lossy(&r.body);
+                json!({
+                    "method": r.method,
+                    "path": r.path,
+                    "query": r.query,
+                    "status": r.status,
+                    "headers": headers,
+                    "body": spigot_common::text::truncate(&body, 4096),
+                })
+            })
+            .collect(),
+    )
 }
 
 async fn switch_jenkins(parts: &FrontDoorParts, body: &[u8]) -> Response {

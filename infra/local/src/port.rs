@@ -76,8 +76,23 @@ struct Shared {
     state: Mutex<PortState>,
 }
 
+/// How a 429's `x-ratelimit-reset` is written: Port's docs have said both
+/// (`reference/port-api.md` §4).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RateLimitReset {
+    /// Seconds to wait (the published page).
+    #[default]
+    Delay,
+    /// The UTC epoch second the window resets (the docs source, rate-limits.mdx).
+    EpochTime,
+}
+
 #[derive(Default)]
 struct PortState {
+    /// A run the sandbox did not create appears on its first PATCH or log post (`make
+    /// up`, where a user injects real messages); off, it is a 404 as in Port.
+    adopt_unknown_runs: bool,
+    ratelimit_reset: RateLimitReset,
     tokens: Vec<String>,
     runs: BTreeMap<String, SandboxRun>,
     /// The next N API calls are answered with this status.
@@ -137,20 +152,9 @@ impl SandboxPort {
 
     /// A run waiting for its backend, as Port creates it when a user clicks the action.
     pub fn create_run(&self, run_id: &str, action: &str) {
-        self.lock().runs.insert(
-            run_id.to_owned(),
-            SandboxRun {
-                run_id: run_id.to_owned(),
-                action: action.to_owned(),
-                status: "IN_PROGRESS".into(),
-                status_label: None,
-                link: Vec::new(),
-                external_run_id: None,
-                summary: None,
-                logs: Vec::new(),
-                entities: Vec::new(),
-            },
-        );
+        self.lock()
+            .runs
+            .insert(run_id.to_owned(), new_run(run_id, action));
     }
 
     /// A user clicks `action` in organisation `org`: the run is created and the message
@@ -164,8 +168,57 @@ impl SandboxPort {
         self.lock().runs.get(run_id).cloned()
     }
 
+    /// A user stops the run in Port's UI: it ends FAILURE, and what the backend posts
+    /// afterwards is refused (422).
+    pub fn stop_run(&self, run_id: &str) {
+        if let Some(run) = self.lock().runs.get_mut(run_id) {
+            run.status = "FAILURE".into();
+            run.status_label = Some("Stopped by user".into());
+        }
+    }
+
+    /// Port no longer knows the run (deleted): what the backend posts is a 404.
+    pub fn forget_run(&self, run_id: &str) {
+        self.lock().runs.remove(run_id);
+    }
+
+    /// Lets runs the sandbox did not create appear on their first PATCH or log post.
+    pub fn adopt_unknown_runs(&self, adopt: bool) {
+        self.lock().adopt_unknown_runs = adopt;
+    }
+
+    /// How 429s say when to come back.
+    pub fn set_ratelimit_reset(&self, form: RateLimitReset) {
+        self.lock().ratelimit_reset = form;
+    }
+
+    /// Every run, as JSON (`GET /_local/port/runs`).
+    pub fn runs_json(&self) -> Value {
+        let state = self.lock();
+        Value::Array(
+            state
+                .runs
+                .values()
+                .map(|run| {
+                    json!({
+                        "run_id": run.run_id,
+                        "action": run.action,
+                        "status": run.status,
+                        "status_label": run.status_label,
+                        "link": run.link,
+                        "external_run_id": run.external_run_id,
+                        "summary": run.summary,
+                        "logs": run.logs.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>(),
+                        "entities": run.entities.iter().map(|(b, e)| json!({"blueprint": b, "entity": e})).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+        )
+    }
+
     /// Answers the next `count` API calls (not token requests) with `status`; a 429
-    /// carries `x-ratelimit-reset: 1`.
+    /// carries `x-ratelimit-reset` of one second, in the form set by
+    /// [`set_ratelimit_reset`](Self::set_ratelimit_reset).
     pub fn fail_next(&self, status: u16, count: u32) {
         self.lock().failing = (count > 0).then_some((status, count));
     }
@@ -224,6 +277,20 @@ pub fn run_envelope(org: &str, run_id: &str, action: &str, inputs: Value) -> Val
             "censoredProperties": [],
         },
     })
+}
+
+fn new_run(run_id: &str, action: &str) -> SandboxRun {
+    SandboxRun {
+        run_id: run_id.to_owned(),
+        action: action.to_owned(),
+        status: "IN_PROGRESS".into(),
+        status_label: None,
+        link: Vec::new(),
+        external_run_id: None,
+        summary: None,
+        logs: Vec::new(),
+        entities: Vec::new(),
+    }
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, PortState> {
@@ -305,9 +372,18 @@ fn refuse(
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = error(code, "sandbox", "failure on demand");
         if status == 429 {
+            let reset = match state.ratelimit_reset {
+                RateLimitReset::Delay => 1,
+                RateLimitReset::EpochTime => {
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs())
+                        + 1
+                }
+            };
             response
                 .headers_mut()
-                .insert("x-ratelimit-reset", "1".parse().expect("digits"));
+                .insert("x-ratelimit-reset", reset.into());
         }
         return Err(Box::new(response));
     }
@@ -344,6 +420,9 @@ fn open_run<'a>(
     run_id: &str,
     ended: &str,
 ) -> Result<&'a mut SandboxRun, Box<Response>> {
+    if state.adopt_unknown_runs && !state.runs.contains_key(run_id) {
+        state.runs.insert(run_id.to_owned(), new_run(run_id, ""));
+    }
     let Some(run) = state.runs.get_mut(run_id) else {
         return Err(Box::new(error(
             StatusCode::NOT_FOUND,

@@ -98,7 +98,7 @@ pub struct Stack {
     functions: Arc<Functions>,
     jenkins: Arc<SandboxJenkins>,
     gitlab: SandboxGitlab,
-    port: SandboxPort,
+    port: Arc<SandboxPort>,
     search_proxy: SearchProxy,
     search: SearchServer,
     resources: LocalResources,
@@ -129,12 +129,16 @@ impl Stack {
         );
 
         let gitlab = SandboxGitlab::start(options.gitlab_port, LOCAL_GITLAB_TOKEN).await?;
-        let port = SandboxPort::start(
-            options.port_port,
-            LOCAL_PORT_CLIENT_ID,
-            LOCAL_PORT_CLIENT_SECRET,
-        )
-        .await?;
+        let port = Arc::new(
+            SandboxPort::start(
+                options.port_port,
+                LOCAL_PORT_CLIENT_ID,
+                LOCAL_PORT_CLIENT_SECRET,
+            )
+            .await?,
+        );
+        // A message injected by hand names a run the sandbox never created.
+        port.adopt_unknown_runs(true);
         jenkins.add_job(example_job());
         jenkins.add_job(eor_job());
         let routes = options
@@ -265,6 +269,7 @@ impl Stack {
                 apigateway: aws_sdk_apigateway::Client::new(&sdk),
                 kafka,
                 jenkins: Some(Arc::clone(&jenkins)),
+                port: Some(Arc::clone(&port)),
                 info: Arc::clone(&info),
             },
         )
@@ -509,7 +514,6 @@ pub fn eor_job() -> SandboxJob {
 pub fn example_routes(jenkins_url: &str) -> String {
     json!({
         "servers": {"sandbox": jenkins_url},
-        "unrouted": "skip",
         "routes": {
             EXAMPLE_ACTION: {
                 "server": "sandbox",
