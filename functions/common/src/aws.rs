@@ -81,6 +81,38 @@ pub async fn put_if_absent(
     }
 }
 
+/// Replaces `key` only if it is still the version `etag` names; `Ok(false)` when another
+/// writer changed (or removed) it first.
+pub async fn put_if_match(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    etag: &str,
+    body: Vec<u8>,
+) -> Result<bool, String> {
+    let result = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .if_match(etag)
+        .body(aws_sdk_s3::primitives::ByteStream::from(body))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        // 412: changed since; 404: gone; 409: a concurrent put in flight.
+        Err(err)
+            if matches!(
+                err.raw_response().map(|r| r.status().as_u16()),
+                Some(412 | 404 | 409)
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(error_text(&err)),
+    }
+}
+
 /// A one-line description of an SDK error: the service's code and message when there is
 /// one, else the whole error chain.
 pub fn error_text<E>(err: &E) -> String

@@ -50,11 +50,40 @@ pub enum BufferError {
 /// Whether a delivery id was seen before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
+    /// Ours to deliver or store (new, or a claim a dead invocation left behind).
     First,
+    /// Delivered or stored already.
     Duplicate,
+    /// Another invocation claimed it and may still be handling it.
+    InProgress,
     /// The marker store failed; the request goes on without deduplication rather than
     /// being lost.
     Unknown,
+}
+
+/// A delivery marker's content: claimed until a time (the claimer's deadline), or done.
+/// Markers written before claims expired are empty: they count as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Marker {
+    Claimed { until_ms: u64 },
+    Done,
+}
+
+impl Marker {
+    fn to_bytes(self) -> Vec<u8> {
+        serde_json::to_vec(&self).expect("a marker serialises")
+    }
+
+    fn read(bytes: &[u8]) -> Marker {
+        serde_json::from_slice(bytes).unwrap_or(Marker::Done)
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A message received from the queue.
@@ -115,18 +144,92 @@ impl WebhookBuffer {
         &self.config
     }
 
-    /// Put-if-absent of a marker for the delivery id; lifecycle rules expire the markers.
-    pub async fn claim_delivery(&self, delivery_id: &str) -> Claim {
+    /// Claims the delivery id until `until_ms` (epoch ms: the invocation's deadline).
+    /// A claim is a put-if-absent marker; it counts as seen only once completed
+    /// ([`complete_delivery`](Self::complete_delivery)). A claim left by an invocation that
+    /// died before delivering or storing (timeout, crash, out of memory) expires at its
+    /// deadline, so the operator's redelivery (same `X-GitHub-Delivery`) goes through;
+    /// taking it over is a conditional overwrite, so two redeliveries cannot both win.
+    /// Lifecycle rules expire the markers.
+    pub async fn claim_delivery(&self, delivery_id: &str, until_ms: u64) -> Claim {
         let key = format!("{DELIVERY_PREFIX}{delivery_id}");
-        match crate::aws::put_if_absent(&self.s3, &self.config.payload_bucket, &key, Vec::new())
-            .await
-        {
-            Ok(true) => Claim::First,
-            Ok(false) => Claim::Duplicate,
+        let bucket = &self.config.payload_bucket;
+        let claim = Marker::Claimed { until_ms }.to_bytes();
+        let outcome = async {
+            // Twice: a marker removed between our put and our read is absent again.
+            for _ in 0..2 {
+                if crate::aws::put_if_absent(&self.s3, bucket, &key, claim.clone()).await? {
+                    return Ok(Claim::First);
+                }
+                let Some((marker, etag)) = self.read_marker(&key).await? else {
+                    continue;
+                };
+                return Ok(match marker {
+                    Marker::Done => Claim::Duplicate,
+                    Marker::Claimed { until_ms } if until_ms > now_ms() => Claim::InProgress,
+                    Marker::Claimed { .. } => {
+                        if crate::aws::put_if_match(&self.s3, bucket, &key, &etag, claim.clone())
+                            .await?
+                        {
+                            tracing::info!(delivery = delivery_id, "an expired claim taken over: its invocation died before delivering or storing");
+                            Claim::First
+                        } else {
+                            Claim::InProgress
+                        }
+                    }
+                });
+            }
+            Ok::<_, String>(Claim::InProgress)
+        };
+        match outcome.await {
+            Ok(claim) => claim,
             Err(error) => {
                 tracing::warn!(%error, "delivery marker store failed; not deduplicating");
                 Claim::Unknown
             }
+        }
+    }
+
+    /// The marker and its ETag; `None` when there is none.
+    async fn read_marker(&self, key: &str) -> Result<Option<(Marker, String)>, String> {
+        let object = match self
+            .s3
+            .get_object()
+            .bucket(&self.config.payload_bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(object) => object,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Ok(None)
+            }
+            Err(err) => return Err(error_text(&err)),
+        };
+        let etag = object.e_tag().unwrap_or_default().to_owned();
+        // A marker is a few bytes; anything longer is not ours.
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_bytes();
+        Ok(Some((Marker::read(&bytes[..bytes.len().min(256)]), etag)))
+    }
+
+    /// Marks a claimed delivery done: delivered or stored. Not written (an error), the
+    /// claim expires and a redelivery goes through once more: a duplicate, never a loss.
+    pub async fn complete_delivery(&self, delivery_id: &str) {
+        let result = self
+            .s3
+            .put_object()
+            .bucket(&self.config.payload_bucket)
+            .key(format!("{DELIVERY_PREFIX}{delivery_id}"))
+            .body(ByteStream::from(Marker::Done.to_bytes()))
+            .send()
+            .await;
+        if let Err(err) = result {
+            tracing::warn!(error = %error_text(&err), "cannot mark a delivery done; a redelivery after its claim expires is delivered again");
         }
     }
 

@@ -236,9 +236,37 @@ pub fn read_request<'a>(
     })
 }
 
+/// How long a claim holds when the invocation's deadline is not known (tests): the
+/// function's timeout in template.yaml.
+pub const DEFAULT_CLAIM: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Handles a request whose invocation ends by `deadline_ms` (epoch ms, from the runtime;
+/// `None`: [`DEFAULT_CLAIM`] from now). The delivery id's claim holds until then.
+pub async fn handle_request_until(
+    deps: &Deps,
+    request: ApiGatewayProxyRequest,
+    deadline_ms: Option<u64>,
+) -> ApiGatewayProxyResponse {
+    let claim_until = deadline_ms.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| (d + DEFAULT_CLAIM).as_millis() as u64)
+    });
+    handle(deps, request, claim_until).await
+}
+
+/// [`handle_request_until`] with the deadline unknown.
 pub async fn handle_request(
     deps: &Deps,
     request: ApiGatewayProxyRequest,
+) -> ApiGatewayProxyResponse {
+    handle_request_until(deps, request, None).await
+}
+
+async fn handle(
+    deps: &Deps,
+    request: ApiGatewayProxyRequest,
+    claim_until: u64,
 ) -> ApiGatewayProxyResponse {
     let incoming = match read_request(&deps.routes, &deps.senders, &request) {
         Ok(incoming) => incoming,
@@ -258,9 +286,22 @@ pub async fn handle_request(
     let request_id = request.request_context.request_id.as_deref();
     let delivery = delivery_id.as_deref().unwrap_or("");
     if let Some(id) = &delivery_id {
-        if deps.buffer.claim_delivery(id).await == Claim::Duplicate {
-            tracing::info!(delivery = %id, event, "duplicate delivery dropped");
-            return json_response(200, json!({ "status": "duplicate", "delivery": id }));
+        match deps.buffer.claim_delivery(id, claim_until).await {
+            Claim::Duplicate => {
+                tracing::info!(delivery = %id, event, "duplicate delivery dropped");
+                return json_response(200, json!({ "status": "duplicate", "delivery": id }));
+            }
+            Claim::InProgress => {
+                tracing::info!(delivery = %id, event, "delivery being handled by another request");
+                return json_response(
+                    409,
+                    json!({
+                        "error": "this delivery is being handled by another request; redeliver it if that one fails",
+                        "delivery": id,
+                    }),
+                );
+            }
+            Claim::First | Claim::Unknown => {}
         }
     }
 
@@ -276,6 +317,9 @@ pub async fn handle_request(
         match deps.target.forward(&outgoing).await {
             Delivery::Accepted { status } => {
                 tracing::info!(delivery, event, route = %route.name, status, "delivered");
+                if let Some(id) = &delivery_id {
+                    deps.buffer.complete_delivery(id).await;
+                }
                 return json_response(
                     200,
                     json!({ "status": "delivered", "target_status": status }),
@@ -307,6 +351,9 @@ pub async fn handle_request(
     match deps.buffer.enqueue(envelope).await {
         Ok(envelope) => {
             tracing::info!(delivery, event, route = %route.name, id = %envelope.id, state = %state, reason = %queue_reason, "queued");
+            if let Some(id) = &delivery_id {
+                deps.buffer.complete_delivery(id).await;
+            }
             json_response(
                 202,
                 json!({

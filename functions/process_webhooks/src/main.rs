@@ -1,6 +1,6 @@
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use process_webhooks::{handle_request, Deps, Senders};
+use process_webhooks::{handle_request_until, Deps, Senders};
 use spigot_common::buffer::WebhookBuffer;
 use spigot_common::config::{allow_unsigned, TargetConfig};
 use spigot_common::jenkins::JenkinsTarget;
@@ -27,7 +27,8 @@ async fn main() -> Result<(), Error> {
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayProxyRequest>| async move {
-            Ok::<_, Error>(handle_request(deps, event.payload).await)
+            let deadline = Some(event.context.deadline);
+            Ok::<_, Error>(handle_request_until(deps, event.payload, deadline).await)
         },
     ))
     .await

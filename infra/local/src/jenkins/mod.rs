@@ -142,6 +142,9 @@ pub enum JenkinsMode {
     Status(u16),
     /// Normal answers, each after this delay.
     Slow(Duration),
+    /// Requests are read and never answered nor acted on: a Jenkins that hangs (a long
+    /// garbage-collection pause, a deadlock). The caller can only time out.
+    Hang,
     /// Not listening: connections are refused, open ones are closed.
     Unreachable,
 }
@@ -594,8 +597,10 @@ async fn handle(
     // if the client hangs up first, as in a servlet container: a caller that times out
     // on a slow Jenkins has still delivered the hook.
     let answering = tokio::spawn(async move {
-        if let JenkinsMode::Slow(delay) = mode {
-            tokio::time::sleep(delay).await;
+        match mode {
+            JenkinsMode::Slow(delay) => tokio::time::sleep(delay).await,
+            JenkinsMode::Hang => std::future::pending::<()>().await,
+            _ => {}
         }
         let signature_valid = shared.signature_validity(&request);
         let response = shared.answer(mode, &request, signature_valid);
