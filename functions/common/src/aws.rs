@@ -58,31 +58,11 @@ pub async fn put_if_absent(
     key: &str,
     body: Vec<u8>,
 ) -> Result<bool, String> {
-    let result = s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .if_none_match("*")
-        .body(aws_sdk_s3::primitives::ByteStream::from(body))
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(true),
-        // 412: the object exists; 409: a concurrent put of the same key is in flight.
-        Err(err)
-            if matches!(
-                err.raw_response().map(|r| r.status().as_u16()),
-                Some(412 | 409)
-            ) =>
-        {
-            Ok(false)
-        }
-        Err(err) => Err(error_text(&err)),
-    }
+    put_conditional(s3.put_object().if_none_match("*"), bucket, key, body).await
 }
 
-/// Replaces `key` only if it is still the version `etag` names; `Ok(false)` when another
-/// writer changed (or removed) it first.
+/// Replaces `key` only if it is still the version `etag` names (S3 `If-Match`); `false`
+/// when another writer changed or removed it first.
 pub async fn put_if_match(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
@@ -90,17 +70,25 @@ pub async fn put_if_match(
     etag: &str,
     body: Vec<u8>,
 ) -> Result<bool, String> {
-    let result = s3
-        .put_object()
+    put_conditional(s3.put_object().if_match(etag), bucket, key, body).await
+}
+
+async fn put_conditional(
+    request: aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> Result<bool, String> {
+    let result = request
         .bucket(bucket)
         .key(key)
-        .if_match(etag)
         .body(aws_sdk_s3::primitives::ByteStream::from(body))
         .send()
         .await;
     match result {
         Ok(_) => Ok(true),
-        // 412: changed since; 404: gone; 409: a concurrent put in flight.
+        // 412: the condition failed; 404: gone (If-Match); 409: a concurrent put of the
+        // same key is in flight.
         Err(err)
             if matches!(
                 err.raw_response().map(|r| r.status().as_u16()),
