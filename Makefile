@@ -96,9 +96,8 @@ build: venv targets ## release arm64 Lambda zips: target/lambda/<function>/boots
 	  $(addprefix -p ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do ls -l "$${CARGO_TARGET_DIR:-target}/lambda/$$f/bootstrap.zip"; done
 
-deploy: venv targets ## sam build && sam deploy --guided (needs AWS credentials)
-	PATH="$(VENV_BIN):$$PATH" sam build
-	PATH="$(VENV_BIN):$$PATH" sam deploy --guided
+deploy: venv targets ## sam build && sam deploy --guided, keeping spigot_state as it was (needs AWS credentials)
+	PATH="$(VENV_BIN):$$PATH" scripts/deploy.sh
 
 # ------------------------------------------------------------------ housekeeping
 

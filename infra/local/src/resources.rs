@@ -9,6 +9,7 @@ use aws_config::SdkConfig;
 use aws_sdk_apigateway::types::IntegrationType;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
+use spigot_common::state::STATE_VARIABLE;
 
 use spigot_common::aws::s3_client;
 
@@ -362,6 +363,11 @@ async fn create_apis(
             if let Some(value) = resolver.resolve(value)? {
                 stage = stage.variables(name, value);
             }
+        }
+        if !api.variables.contains_key(STATE_VARIABLE) {
+            // The template leaves the switch to the operator; this is what `make deploy`
+            // does on a first deploy (`toggle_spigot restore ON`).
+            stage = stage.variables(STATE_VARIABLE, "ON");
         }
         stage
             .send()

@@ -104,6 +104,21 @@ pub enum Command {
     Drain(DrainArgs),
     /// Move the DLQ's messages back to the queue (receive, send, delete).
     Redrive(RedriveArgs),
+    /// Set the state only if the stage has none (after a deploy: `make deploy` passes the
+    /// state read before it, so a deploy never turns the spigot ON).
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct RestoreArgs {
+    /// ON, OFF or DRAINING.
+    #[arg(value_parser = parse_state)]
+    pub state: spigot_common::state::SpigotState,
+}
+
+fn parse_state(value: &str) -> Result<spigot_common::state::SpigotState, String> {
+    spigot_common::state::SpigotState::parse(value)
+        .ok_or_else(|| format!("{value:?} is not ON, OFF or DRAINING"))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]

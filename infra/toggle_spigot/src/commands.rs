@@ -75,6 +75,12 @@ pub async fn off(stage: &Stage, out: Output) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub async fn restore(stage: &Stage, state: SpigotState, out: Output) -> anyhow::Result<ExitCode> {
+    let toggle = ops::restore(stage, state).await?;
+    out.print(&toggle, report::toggle)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `on` and, with `--wait`, how the wait ended.
 #[derive(Debug, Serialize)]
 struct OnReport {

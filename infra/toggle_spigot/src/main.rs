@@ -88,6 +88,9 @@ async fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
 
     match invocation.command {
         Command::Off => commands::off(&stage(&sdk, &settings).await?, out).await,
+        Command::Restore(args) => {
+            commands::restore(&stage(&sdk, &settings).await?, args.state, out).await
+        }
         Command::On(args) => {
             let spigot = Spigot {
                 buffer: buffer(no_bucket)?,
@@ -145,6 +148,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Off => "off",
         Command::Drain(_) => "drain",
         Command::Redrive(_) => "redrive",
+        Command::Restore(_) => "restore",
     }
 }
 

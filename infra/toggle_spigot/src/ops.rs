@@ -106,6 +106,25 @@ async fn set(stage: &Stage, state: SpigotState, backlog: Option<Depth>) -> anyho
     })
 }
 
+/// After a deploy: sets `state` only when the stage has no `spigot_state` (a first deploy,
+/// or a deploy that removed it); a state already there is kept. `make deploy` passes
+/// the state read before the deploy, so a deploy during maintenance never turns the
+/// spigot ON.
+pub async fn restore(stage: &Stage, state: SpigotState) -> anyhow::Result<Toggle> {
+    let previous = read_state(stage).await?;
+    if previous.variable.is_none() {
+        return set(stage, state, None).await;
+    }
+    Ok(Toggle {
+        rest_api_id: stage.config().rest_api_id.clone(),
+        stage: stage.config().stage_name.clone(),
+        state: previous.state,
+        previous,
+        changed: false,
+        backlog: None,
+    })
+}
+
 pub async fn turn_off(stage: &Stage) -> anyhow::Result<Toggle> {
     set(stage, SpigotState::Off, None).await
 }

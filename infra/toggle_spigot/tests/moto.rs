@@ -19,7 +19,7 @@ use spigot_local::jenkins::{JenkinsMode, SandboxJenkins, SandboxJenkinsConfig};
 use spigot_local::spigot_resources::{self, SpigotResources};
 
 /// Settings the CLI reads from the environment: the test passes its own or none.
-const CLEARED_ENV: [&str; 17] = [
+const CLEARED_ENV: [&str; 19] = [
     "REST_API_ID",
     "STAGE_NAME",
     "SPIGOT_QUEUE_URL",
@@ -27,6 +27,8 @@ const CLEARED_ENV: [&str; 17] = [
     "PAYLOAD_BUCKET",
     "TARGET_URL",
     "TARGET_PATH",
+    "TARGET_ROUTES",
+    "EOR_JENKINS_JOB",
     "TARGET_HEALTH_PATH",
     "FORWARD_TIMEOUT_MS",
     "DRAIN_CONCURRENCY",
@@ -491,4 +493,115 @@ async fn operates_the_spigot_on_the_emulator() {
         "{}",
         describe(&no_queue)
     );
+}
+
+/// A deploy never turns the spigot ON: the template declares no stage variables (so
+/// CloudFormation, which writes a stage's declared Variables whenever it updates the
+/// stage, has none to write), and `make deploy` restores the state it read before the
+/// deploy only where the variable is missing (a first deploy: ON).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_during_maintenance_keeps_the_spigot_off() {
+    let template = spigot_local::template::Template::workspace().expect("template.yaml");
+    let api = template
+        .apis()
+        .into_iter()
+        .find(|a| a.logical_id == "SpigotApi")
+        .expect("SpigotApi");
+    assert!(
+        api.variables.is_empty(),
+        "the stage declares variables CloudFormation would write back: {:?}",
+        api.variables
+    );
+
+    let moto = MotoServer::start().await.expect("moto_server starts");
+    let conf = moto.sdk_config().await;
+    let res = spigot_resources::create(&conf, "deploy").await.unwrap();
+    let h = Harness {
+        endpoint: moto.endpoint().to_string(),
+        conf: conf.clone(),
+        res,
+    };
+    let apigateway = aws_sdk_apigateway::Client::new(&conf);
+    let patch = |op, path: &str, value: Option<&str>| {
+        aws_sdk_apigateway::types::PatchOperation::builder()
+            .op(op)
+            .path(path)
+            .set_value(value.map(str::to_owned))
+            .build()
+    };
+    // A first deploy: CloudFormation creates the stage without the variable.
+    apigateway
+        .update_stage()
+        .rest_api_id(&h.res.rest_api_id)
+        .stage_name(&h.res.stage_name)
+        .patch_operations(patch(
+            aws_sdk_apigateway::types::Op::Remove,
+            "/variables/spigot_state",
+            None,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.state().await, "", "no variable after the first deploy");
+    let first = h.json(&["restore", "ON"]).await;
+    assert_eq!(
+        (first["state"].as_str(), first["changed"].as_bool()),
+        (Some("ON"), Some(true))
+    );
+    assert_eq!(h.state().await, "ON");
+
+    // Maintenance: OFF; then a deploy of a changed API. CloudFormation makes a new
+    // deployment and updates the stage with what the template declares for it: the
+    // deployment, and no variables.
+    h.ok(&["off"]).await;
+    let before = h.json(&["status"]).await["variable"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(before, "OFF");
+    let deployment = apigateway
+        .create_deployment()
+        .rest_api_id(&h.res.rest_api_id)
+        .send()
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    apigateway
+        .update_stage()
+        .rest_api_id(&h.res.rest_api_id)
+        .stage_name(&h.res.stage_name)
+        .patch_operations(patch(
+            aws_sdk_apigateway::types::Op::Replace,
+            "/deploymentId",
+            Some(&deployment),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let after = h.json(&["restore", &before]).await;
+    assert_eq!(
+        (after["state"].as_str(), after["changed"].as_bool()),
+        (Some("OFF"), Some(false))
+    );
+    assert_eq!(h.state().await, "OFF", "OFF before the deploy, OFF after");
+
+    // A deploy from a template that still declared the variable removes it: restored to
+    // what it was before, not to ON.
+    apigateway
+        .update_stage()
+        .rest_api_id(&h.res.rest_api_id)
+        .stage_name(&h.res.stage_name)
+        .patch_operations(patch(
+            aws_sdk_apigateway::types::Op::Remove,
+            "/variables/spigot_state",
+            None,
+        ))
+        .send()
+        .await
+        .unwrap();
+    h.ok(&["restore", &before]).await;
+    assert_eq!(h.state().await, "OFF");
+    let typo = h.cli(&h.with_resources(&["restore", "OPEN"])).await;
+    assert!(!typo.status.success());
 }
