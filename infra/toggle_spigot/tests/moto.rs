@@ -522,26 +522,28 @@ async fn a_deploy_during_maintenance_keeps_the_spigot_off() {
         res,
     };
     let apigateway = aws_sdk_apigateway::Client::new(&conf);
-    let patch = |op, path: &str, value: Option<&str>| {
-        aws_sdk_apigateway::types::PatchOperation::builder()
-            .op(op)
-            .path(path)
-            .set_value(value.map(str::to_owned))
-            .build()
+    // What CloudFormation does to the stage: one patch operation.
+    let update_stage = |op, path: &'static str, value: Option<String>| {
+        let request = apigateway
+            .update_stage()
+            .rest_api_id(&h.res.rest_api_id)
+            .stage_name(&h.res.stage_name)
+            .patch_operations(
+                aws_sdk_apigateway::types::PatchOperation::builder()
+                    .op(op)
+                    .path(path)
+                    .set_value(value)
+                    .build(),
+            );
+        async move { request.send().await.unwrap() }
     };
     // A first deploy: CloudFormation creates the stage without the variable.
-    apigateway
-        .update_stage()
-        .rest_api_id(&h.res.rest_api_id)
-        .stage_name(&h.res.stage_name)
-        .patch_operations(patch(
-            aws_sdk_apigateway::types::Op::Remove,
-            "/variables/spigot_state",
-            None,
-        ))
-        .send()
-        .await
-        .unwrap();
+    update_stage(
+        aws_sdk_apigateway::types::Op::Remove,
+        "/variables/spigot_state",
+        None,
+    )
+    .await;
     assert_eq!(h.state().await, "", "no variable after the first deploy");
     let first = h.json(&["restore", "ON"]).await;
     assert_eq!(
@@ -567,18 +569,12 @@ async fn a_deploy_during_maintenance_keeps_the_spigot_off() {
         .unwrap()
         .id
         .unwrap();
-    apigateway
-        .update_stage()
-        .rest_api_id(&h.res.rest_api_id)
-        .stage_name(&h.res.stage_name)
-        .patch_operations(patch(
-            aws_sdk_apigateway::types::Op::Replace,
-            "/deploymentId",
-            Some(&deployment),
-        ))
-        .send()
-        .await
-        .unwrap();
+    update_stage(
+        aws_sdk_apigateway::types::Op::Replace,
+        "/deploymentId",
+        Some(deployment.clone()),
+    )
+    .await;
     let after = h.json(&["restore", &before]).await;
     assert_eq!(
         (after["state"].as_str(), after["changed"].as_bool()),
@@ -588,18 +584,12 @@ async fn a_deploy_during_maintenance_keeps_the_spigot_off() {
 
     // A deploy from a template that still declared the variable removes it: restored to
     // what it was before, not to ON.
-    apigateway
-        .update_stage()
-        .rest_api_id(&h.res.rest_api_id)
-        .stage_name(&h.res.stage_name)
-        .patch_operations(patch(
-            aws_sdk_apigateway::types::Op::Remove,
-            "/variables/spigot_state",
-            None,
-        ))
-        .send()
-        .await
-        .unwrap();
+    update_stage(
+        aws_sdk_apigateway::types::Op::Remove,
+        "/variables/spigot_state",
+        None,
+    )
+    .await;
     h.ok(&["restore", &before]).await;
     assert_eq!(h.state().await, "OFF");
     let typo = h.cli(&h.with_resources(&["restore", "OPEN"])).await;
