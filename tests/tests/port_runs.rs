@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::SqsEvent;
 use bytes::Bytes;
-use log_tailer::tail::{Tailed, CUT_MARK};
+use log_tailer::answer::CUT_MARK;
+use log_tailer::tail::Tailed;
 use port_runner::routes::Unrouted;
 use serde_json::{json, Value};
 use spigot_common::search::{SearchAuth, SearchClient};

@@ -287,13 +287,14 @@ fn reason(error: prost::DecodeError) -> Reason {
     error.to_string()
 }
 
-#[cfg(test)]
-mod tests {
+/// The reference this reader is held to, shared by the unit tests and the fuzz targets
+/// (`fuzz/`): prost's decoding of the same messages.
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod check {
     use prost::Message as _;
 
     use super::*;
     use crate::proto::kafka;
-    use crate::wire::*;
 
     impl EnvInfo<'_> {
         fn to_prost(&self) -> kafka::EnvInfo {
@@ -309,7 +310,7 @@ mod tests {
     }
 
     /// Both readers on `bytes`: both fail, or both read the same message.
-    fn agree(bytes: &[u8]) {
+    pub fn agree(bytes: &[u8]) {
         let prost = kafka::NewStateNotification::decode(bytes).ok();
         let ours = new_state_notification(bytes).ok().map(|n| {
             let detectors = n.env_info.as_ref().map_or(0, |e| e.detectors.len());
@@ -331,6 +332,13 @@ mod tests {
         });
         assert_eq!(ours, prost, "list {bytes:?}");
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check::agree;
+    use super::*;
+    use crate::wire::*;
 
     /// Messages built by hand from the reference's layout, and odd ones.
     fn samples() -> Vec<Vec<u8>> {

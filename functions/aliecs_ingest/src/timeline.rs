@@ -415,17 +415,16 @@ fn write_str(out: &mut Vec<u8>, text: &str) {
     }
 }
 
-#[cfg(test)]
-mod tests {
+/// The reference [`TimelineDoc::write_json`] is held to, shared by the unit tests and the
+/// fuzz targets (`fuzz/`): the bytes serde_json writes for the same document.
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod check {
     use super::*;
-    use crate::decode::decode;
-    use crate::proto::{common, events};
-    use crate::wire::*;
 
     /// Both ways of writing the document of `message`: the same bytes.
     /// `memo` is kept from document to document, as a batch keeps it: a list remembered
     /// from an earlier document must never stand for another.
-    fn same_json(topic: &str, message: &AliecsMessage<'_>, memo: &mut DetectorsJson) {
+    pub fn same_json(topic: &str, message: &AliecsMessage<'_>, memo: &mut DetectorsJson) {
         for ms in [0, 1, crate::wire::T0 as i64, 253_402_300_799_999] {
             let doc = document(topic, message, ms);
             let reference = String::from_utf8(serde_json::to_vec(&doc).unwrap()).unwrap();
@@ -436,6 +435,15 @@ mod tests {
             }
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check::same_json;
+    use super::*;
+    use crate::decode::decode;
+    use crate::proto::{common, events};
+    use crate::wire::*;
 
     /// Text a dashboard might hold: quotes, backslashes, control characters (each alone,
     /// so that one does not hide another), non-ASCII.

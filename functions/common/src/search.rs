@@ -368,33 +368,73 @@ struct ItemResult {
     reason: Option<String>,
 }
 
+/// Characters of a server's text kept in a rejection reason or an error: an answer is
+/// the server's, and what it says goes into our logs.
+const MAX_ANSWER_TEXT_CHARS: usize = 300;
+
 fn parse_bulk_answer(answer: &[u8]) -> Result<Vec<ItemResult>, SearchError> {
     let answer: Value =
         serde_json::from_slice(answer).map_err(|e| SearchError::Unreadable(e.to_string()))?;
     let items = answer["items"]
         .as_array()
         .ok_or_else(|| SearchError::Unreadable("no items".into()))?;
+    let quote = |item: &Value| truncate(&item.to_string(), MAX_ANSWER_TEXT_CHARS);
     items
         .iter()
         .map(|item| {
             let result = item
                 .as_object()
                 .and_then(|o| o.values().next())
-                .ok_or_else(|| SearchError::Unreadable(format!("item {item}")))?;
+                .ok_or_else(|| SearchError::Unreadable(format!("item {}", quote(item))))?;
             let status = result["status"]
                 .as_u64()
                 .and_then(|s| u16::try_from(s).ok())
-                .ok_or_else(|| SearchError::Unreadable(format!("item without status: {item}")))?;
+                .ok_or_else(|| {
+                    SearchError::Unreadable(format!("item without status: {}", quote(item)))
+                })?;
             let reason = result.get("error").filter(|e| !e.is_null()).map(|error| {
-                format!(
-                    "{}: {}",
-                    error["type"].as_str().unwrap_or("error"),
-                    error["reason"].as_str().unwrap_or_default()
+                truncate(
+                    &format!(
+                        "{}: {}",
+                        error["type"].as_str().unwrap_or("error"),
+                        error["reason"].as_str().unwrap_or_default()
+                    ),
+                    MAX_ANSWER_TEXT_CHARS,
                 )
             });
             Ok(ItemResult { status, reason })
         })
         .collect()
+}
+
+/// The bulk answer reader's promises as a check, shared by the unit tests and the fuzz
+/// targets (`fuzz/`): an answer it reads has one result per item, and what it keeps of
+/// the server's text is bounded.
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod check {
+    use super::*;
+
+    /// Reads `answer`; panics on a broken promise. The statuses read.
+    pub fn bulk_answer(answer: &[u8]) -> Option<Vec<u16>> {
+        // Our own words around the quoted text.
+        let bound = MAX_ANSWER_TEXT_CHARS + 100;
+        match parse_bulk_answer(answer) {
+            Ok(items) => {
+                let value: Value = serde_json::from_slice(answer).expect("read, so JSON");
+                assert_eq!(Some(items.len()), value["items"].as_array().map(Vec::len));
+                for item in &items {
+                    let reason = item.reason.as_deref().unwrap_or_default();
+                    assert!(reason.chars().count() <= bound, "reason {reason:?}");
+                }
+                Some(items.iter().map(|i| i.status).collect())
+            }
+            Err(error) => {
+                let text = error.to_string();
+                assert!(text.chars().count() <= bound, "error {text:?}");
+                None
+            }
+        }
+    }
 }
 
 /// What a [`BulkWriter`] did.
@@ -633,6 +673,32 @@ mod tests {
         );
         assert!(parse_bulk_answer(b"{}").is_err());
         assert!(parse_bulk_answer(b"not json").is_err());
+        assert_eq!(check::bulk_answer(answer), Some(vec![201, 409, 400]));
+    }
+
+    #[test]
+    fn what_an_answer_says_is_kept_bounded() {
+        let long = "x".repeat(100_000);
+        let answer = format!(
+            r#"{{"items":[{{"index":{{"status":400,"error":{{"type":"t","reason":"{long}"}}}}}}]}}"#
+        );
+        let items = parse_bulk_answer(answer.as_bytes()).unwrap();
+        let reason = items[0].reason.as_deref().unwrap();
+        assert_eq!(
+            reason.chars().count(),
+            MAX_ANSWER_TEXT_CHARS + 1,
+            "cut, with …"
+        );
+        assert!(reason.starts_with("t: xxx") && reason.ends_with('…'));
+        assert_eq!(check::bulk_answer(answer.as_bytes()), Some(vec![400]));
+        for odd in [
+            format!(r#"{{"items":[{{"index":{{"status":"{long}"}}}}]}}"#),
+            format!(r#"{{"items":["{long}"]}}"#),
+        ] {
+            let error = parse_bulk_answer(odd.as_bytes()).unwrap_err().to_string();
+            assert!(error.len() < 1_000, "{} bytes", error.len());
+            assert_eq!(check::bulk_answer(odd.as_bytes()), None);
+        }
     }
 
     /// A one-shot HTTP server: answers `answer` and hands back the request's head.

@@ -4,6 +4,7 @@
 //! up, then hands the next checkpoint on. Progress is saved after every post, so a crash
 //! repeats at most the last chunk and no byte is lost. See [`tail`] and [`finish`].
 
+pub mod answer;
 pub mod finish;
 pub mod tail;
 

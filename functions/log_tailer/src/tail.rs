@@ -20,10 +20,10 @@
 use std::time::{Duration, Instant};
 
 use spigot_common::jenkins::builds::{BuildRef, JenkinsError, JenkinsServer, ProgressiveText};
-use spigot_common::logline::{LineParser, LogLine};
-use spigot_common::port::{RunStatus, RunUpdate, MAX_BODY_BYTES};
+use spigot_common::port::{RunStatus, RunUpdate};
 use spigot_common::port_run::{Progress, TailCheckpoint};
 
+use crate::answer::{AnswerPosts, Post};
 use crate::finish;
 use crate::{Deps, DEADLINE_MARGIN};
 
@@ -36,8 +36,6 @@ const BUILD_SEARCH_PATIENCE: Duration = Duration::from_secs(120);
 const RUN_ID_PARAMETER: &str = "PORT_RUN_ID";
 /// Body bytes given to the line parser at a time.
 pub const READ_PIECE_BYTES: usize = 64 * 1024;
-/// Ends a line longer than the parser's cap, which keeps its start only.
-pub const CUT_MARK: &str = " … [line cut: longer than 16 KiB]";
 
 /// What one invocation did with a checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,66 +257,41 @@ impl Run<'_> {
         &mut self,
         read: &mut ProgressiveText,
     ) -> Result<Option<usize>, TailError> {
-        let limit = post_limit(self.deps.flush_bytes);
-        let posted_before = self.progress.lines_posted;
-        let mut parser = LineParser::default();
-        let mut seen: u64 = 0;
-        let mut fresh: Vec<String> = Vec::new();
-        let mut post = Post::default();
+        let mut answer = AnswerPosts::new(self.progress.lines_posted, self.deps.flush_bytes);
         loop {
             let piece = read.piece(READ_PIECE_BYTES).await?;
-            {
-                let mut take = |line: &LogLine<'_>| {
-                    seen += 1;
-                    if seen > posted_before {
-                        fresh.push(port_line(line));
-                    }
-                };
-                match &piece {
-                    Some(bytes) => parser.feed(bytes, &mut take),
-                    None => parser.finish(&mut take),
-                }
-            }
-            let held = piece.as_ref().map_or(0, |p| p.len())
-                + read.buffered_bytes()
-                + parser.buffered_bytes()
-                + fresh.iter().map(String::len).sum::<usize>()
-                + post.bytes;
+            answer.feed(piece.as_deref());
+            let held =
+                piece.as_ref().map_or(0, |p| p.len()) + read.buffered_bytes() + answer.held_bytes();
             self.peak_held = self.peak_held.max(held);
             let at_end = piece.is_none();
             drop(piece);
-            for line in fresh.drain(..) {
-                let size = post_size(&line);
-                if !post.fits(size, limit) {
-                    self.send(&mut post).await?;
-                    // Only after a post: skipping what earlier invocations posted may
-                    // take long, and each invocation must move the run on.
-                    if Instant::now() >= self.stop_at {
-                        return Ok(None);
-                    }
+            while let Some(post) = answer.take_full() {
+                self.send(post).await?;
+                // Only after a post: skipping what earlier invocations posted may
+                // take long, and each invocation must move the run on.
+                if Instant::now() >= self.stop_at {
+                    return Ok(None);
                 }
-                post.push(line, size);
             }
             if at_end {
                 break;
             }
         }
-        if !post.lines.is_empty() {
-            self.send(&mut post).await?;
+        if let Some(post) = answer.take_last() {
+            self.send(post).await?;
         }
-        Ok(Some(seen as usize))
+        Ok(Some(answer.lines_read() as usize))
     }
 
     /// Posts the gathered lines and saves the progress.
-    async fn send(&mut self, post: &mut Post) -> Result<(), TailError> {
-        let message = post.lines.join("\n");
+    async fn send(&mut self, post: Post) -> Result<(), TailError> {
         self.deps
             .port
-            .add_log(&self.checkpoint.run_id, &message, None)
+            .add_log(&self.checkpoint.run_id, &post.message(), None)
             .await?;
         self.posts += 1;
         self.progress.lines_posted += post.lines.len() as u64;
-        *post = Post::default();
         self.save().await
     }
 
@@ -532,112 +505,4 @@ enum Resolved {
     Ended,
     /// Still queued when this invocation's time was up.
     NotYet,
-}
-
-/// Lines gathered for one post.
-#[derive(Debug, Default)]
-struct Post {
-    lines: Vec<String>,
-    /// The message's size as JSON text.
-    size: usize,
-    /// The lines' own bytes.
-    bytes: usize,
-}
-
-impl Post {
-    /// Whether a line of `size` still fits; the first line always does.
-    fn fits(&self, size: usize, limit: usize) -> bool {
-        self.lines.is_empty() || self.size + size <= limit
-    }
-
-    fn push(&mut self, line: String, size: usize) {
-        self.size += size;
-        self.bytes += line.len();
-        self.lines.push(line);
-    }
-}
-
-/// A post's message stays under `flush_bytes` as JSON, and under Port's limit.
-fn post_limit(flush_bytes: usize) -> usize {
-    flush_bytes.min(MAX_BODY_BYTES - 1024)
-}
-
-/// The line as JSON text, plus the joining newline (`\n`, two bytes escaped).
-fn post_size(line: &str) -> usize {
-    serde_json::to_string(line).map_or(line.len() * 6, |s| s.len() - 2) + 2
-}
-
-/// The line as the run shows it; a line longer than the parser's cap says it was cut.
-fn port_line(line: &LogLine<'_>) -> String {
-    if line.truncated {
-        format!("{}{CUT_MARK}", line.message)
-    } else {
-        line.message.to_owned()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The posts `lines` make, gathered as a read gathers them.
-    fn posts(lines: &[String], flush_bytes: usize) -> Vec<Vec<String>> {
-        let limit = post_limit(flush_bytes);
-        let mut posts = Vec::new();
-        let mut post = Post::default();
-        for line in lines {
-            let size = post_size(line);
-            if !post.fits(size, limit) {
-                posts.push(std::mem::take(&mut post).lines);
-            }
-            post.push(line.clone(), size);
-        }
-        if !post.lines.is_empty() {
-            posts.push(post.lines);
-        }
-        posts
-    }
-
-    #[test]
-    fn posts_stay_under_the_limit_and_keep_the_order() {
-        let lines: Vec<String> = (0..1000)
-            .map(|i| format!("line {i:04} {}", "x".repeat(100)))
-            .collect();
-        let gathered = posts(&lines, 10 * 1024);
-        assert!(gathered.len() > 10);
-        assert_eq!(gathered.concat(), lines, "every line, once, in order");
-        for post in &gathered {
-            let body = serde_json::json!({"message": post.join("\n")}).to_string();
-            assert!(body.len() <= 10 * 1024 + 64, "{}", body.len());
-        }
-        // Lines that escape heavily are measured as JSON.
-        let quotes: Vec<String> = (0..100).map(|_| "\"".repeat(100)).collect();
-        for post in posts(&quotes, 4096) {
-            assert!(
-                serde_json::json!({"message": post.join("\n")})
-                    .to_string()
-                    .len()
-                    <= 4096 + 64
-            );
-        }
-        assert!(posts(&[], 4096).is_empty());
-        // Port's own limit holds whatever FLUSH_BYTES says.
-        assert_eq!(post_limit(usize::MAX), MAX_BODY_BYTES - 1024);
-    }
-
-    #[test]
-    fn a_line_past_the_cap_says_it_was_cut() {
-        use spigot_common::logline::DEFAULT_MAX_LINE_BYTES;
-        assert_eq!(DEFAULT_MAX_LINE_BYTES, 16 * 1024, "as CUT_MARK says");
-        let long = format!("{}\nshort\n", "y".repeat(DEFAULT_MAX_LINE_BYTES * 3));
-        let mut parser = LineParser::default();
-        let mut lines = Vec::new();
-        parser.feed(long.as_bytes(), &mut |line| lines.push(port_line(line)));
-        assert_eq!(lines.len(), 2);
-        assert_eq!(
-            lines[0],
-            format!("{}{CUT_MARK}", "y".repeat(DEFAULT_MAX_LINE_BYTES))
-        );
-        assert_eq!(lines[1], "short");
-    }
 }

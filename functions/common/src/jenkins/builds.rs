@@ -194,6 +194,24 @@ impl ProgressiveText {
     }
 }
 
+/// A `progressiveText` answer's headers: the next offset (`X-Text-Size`, required) and
+/// whether the build goes on (`X-More-Data: true`). Facts: `reference/jenkins-api.md` §5.
+pub fn progress_headers(headers: &http::HeaderMap) -> Result<(u64, bool), JenkinsError> {
+    let next = headers
+        .get("x-text-size")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or_else(|| JenkinsError::Unreadable {
+            what: "the console log".into(),
+            reason: "no X-Text-Size header, or not a number".into(),
+        })?;
+    let more = headers
+        .get("x-more-data")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    Ok((next, more))
+}
+
 /// One Jenkins server.
 #[derive(Clone)]
 pub struct JenkinsServer {
@@ -411,20 +429,7 @@ impl JenkinsServer {
         if !response.status().is_success() {
             return Err(status_error(response, "the console log").await);
         }
-        let next = response
-            .headers()
-            .get("x-text-size")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .ok_or_else(|| JenkinsError::Unreadable {
-                what: "the console log".into(),
-                reason: "no X-Text-Size header".into(),
-            })?;
-        let more = response
-            .headers()
-            .get("x-more-data")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let (next, more) = progress_headers(response.headers())?;
         Ok(ProgressiveText {
             next,
             more,

@@ -62,6 +62,8 @@
 //! An end closes the inner sections left open with it (a stack; GitLab's page keeps them
 //! open, which leaves later lines in a section that has ended).
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod check;
 mod marker;
 #[cfg(test)]
 mod tests;

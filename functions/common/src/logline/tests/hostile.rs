@@ -172,38 +172,19 @@ fn markers_past_the_cap_of_a_line_are_dropped_and_the_line_flagged() {
     assert!(!next.last().unwrap().markers_ignored);
 }
 
-/// Feeds `log` in 64 KiB chunks: (lines, peak of `buffered_bytes`, bytes of output: every
-/// line's message, its sections' names and the innermost's options, as a document
-/// carries them).
+/// Feeds `log` in 64 KiB chunks: (lines, peak of `buffered_bytes`, bytes of output).
 fn measure(log: &[u8]) -> (u64, usize, usize) {
-    let mut parser = LineParser::default();
-    let mut output = 0;
-    let mut emit = |line: &LogLine<'_>| {
-        output += line.message.len()
-            + line.sections.iter().map(|s| s.name.len()).sum::<usize>()
-            + line
-                .sections
-                .last()
-                .and_then(|s| s.options.as_ref())
-                .map_or(0, String::len);
-    };
-    let mut peak = 0;
-    for chunk in log.chunks(64 * 1024) {
-        parser.feed(chunk, &mut emit);
-        peak = peak.max(parser.buffered_bytes());
-    }
-    parser.finish(&mut emit);
-    (parser.lines(), peak, output)
+    let chunks: Vec<&[u8]> = log.chunks(64 * 1024).collect();
+    let parsed = super::super::check::parse_chunks(&chunks, DEFAULT_MAX_LINE_BYTES);
+    (
+        parsed.lines.len() as u64,
+        parsed.peak_held,
+        parsed.output_bytes,
+    )
 }
 
-/// What the parser may hold at most: two stretches of text of the cap, a marker (and
-/// where its pieces came from: at most one a byte), a header, the open sections' names and
-/// options.
 fn held_bound() -> usize {
-    2 * (DEFAULT_MAX_LINE_BYTES + 4)
-        + MAX_SECTION_MARKER_BYTES * (1 + std::mem::size_of::<Piece>())
-        + 32
-        + MAX_SECTION_DEPTH * MAX_SECTION_MARKER_BYTES
+    super::super::check::held_bound(DEFAULT_MAX_LINE_BYTES)
 }
 
 /// Hostile logs of about `size` bytes, by kind.
@@ -274,7 +255,7 @@ fn hostile_logs(size: usize) -> Vec<(&'static str, Vec<u8>)> {
 fn output_stays_linear_in_the_input_and_memory_bounded_for_hostile_logs() {
     // Per line at most the path's names and a marker's worth of options, and lines are
     // at most one per input byte; messages are at most 3 bytes per input byte (U+FFFD).
-    let per_byte = 3 + MAX_SECTION_DEPTH * MAX_SECTION_NAME_BYTES + MAX_SECTION_MARKER_BYTES;
+    let per_byte = super::super::check::OUTPUT_PER_INPUT_BYTE;
     let sizes = [32 * 1024, 128 * 1024, 512 * 1024, 2 * 1024 * 1024];
     let mut ratios: Vec<(&str, Vec<f64>)> = Vec::new();
     for size in sizes {
