@@ -27,7 +27,7 @@ ifneq ($(filter true 1,$(CI)),)
 export NEXTEST_PROFILE ?= ci
 endif
 
-.PHONY: help venv targets demo up down lint lint-template lint-rust test bench build deploy clean distclean
+.PHONY: help venv targets demo up down lint lint-template lint-rust test bench fuzz fuzz-ci build deploy clean distclean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
@@ -86,6 +86,12 @@ test: venv lint ## lint, then every test (the tests start moto from .venv themse
 
 bench: venv targets ## benchmarks: prints a table, never fails the build on a missed target
 	SPIGOT_VENV=$(CURDIR)/$(VENV) PATH="$(VENV_BIN):$$PATH" scripts/bench.sh
+
+fuzz: ## every fuzz target for FUZZ_SECONDS (default 60) each; a table; fails on findings
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} scripts/fuzz.sh
+
+fuzz-ci: ## the short fuzz pass CI runs: 20 s a target
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-20} scripts/fuzz.sh
 
 # ------------------------------------------------------------------ build and deploy
 
