@@ -9,7 +9,8 @@
 # seeded at every run from events/ (the sample events), the Kafka values inside them,
 # and fuzz/seeds/ (runner traces, bulk answers, progressiveText answers).
 #
-# Environment: FUZZ_SECONDS (default 60), FUZZ_TARGETS (default: all), FUZZ_SANITIZER
+# Environment: FUZZ_SECONDS (default 60), FUZZ_RUNS (stop a target after that many execs
+# instead, within FUZZ_SECONDS), FUZZ_TARGETS (default: all), FUZZ_SANITIZER
 # (default none: the code fuzzed is safe Rust, and without ASan a target runs 2-3x the
 # execs; `address` for the unsafe code of dependencies such as base64-simd and memchr).
 
@@ -87,7 +88,7 @@ for target in "${targets[@]}"; do
   echo "==> $target: ${seconds}s"
   # -max_len: events and traces of a few KiB; -timeout: a slow input is a finding too.
   if ! cargo +nightly fuzz run -s "$sanitizer" "$target" "corpus/$target" -- \
-      -max_total_time="$seconds" -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
+      -max_total_time="$seconds" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1 >"$log" 2>&1; then
     # The panic and the input that caused it.
     grep -m1 -A12 -E "panicked|ERROR: libFuzzer|==ERROR" "$log" || tail -40 "$log"

@@ -27,6 +27,7 @@ use serde::Deserialize;
 
 use crate::config::{optional, ConfigError};
 use crate::jenkins::builds::JobPath;
+use crate::text::truncate;
 
 /// The API Gateway resource every route lives under (`/webhook`, `/webhook/{proxy+}`).
 pub const SPIGOT_PREFIX: &str = "/webhook";
@@ -101,6 +102,9 @@ impl RouteError {
         }
     }
 }
+
+/// Characters of a refused path quoted in the answer and the log.
+const MAX_SHOWN_PATH_CHARS: usize = 200;
 
 /// The configured routes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,7 +253,13 @@ impl TargetRoutes {
         remainder: Option<&str>,
     ) -> Result<Resolved<'_>, RouteError> {
         let remainder = remainder.unwrap_or("");
-        let shown = || format!("{SPIGOT_PREFIX}/{remainder}");
+        // Quoted back to the sender and into the log: a path of any length stays short.
+        let shown = || {
+            truncate(
+                &format!("{SPIGOT_PREFIX}/{remainder}"),
+                MAX_SHOWN_PATH_CHARS,
+            )
+        };
         check_remainder(remainder).map_err(|what| RouteError::BadPath(shown(), what))?;
         let (route, tail) = self
             .routes
@@ -503,6 +513,17 @@ pub fn check_remainder(path: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_path_is_quoted_short() {
+        let routes = defaults();
+        for path in ["x/".repeat(5_000), format!("{}/..", "y".repeat(10_000))] {
+            let error = routes.for_request("POST", Some(&path)).unwrap_err();
+            let text = error.to_string();
+            assert!(text.len() < 300, "{} bytes", text.len());
+            assert!(text.contains("/webhook/"), "{text}");
+        }
+    }
 
     fn defaults() -> TargetRoutes {
         TargetRoutes::defaults(DEFAULT_ROOT_TARGET).unwrap()
