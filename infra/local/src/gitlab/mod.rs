@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use trace::{TraceGenerator, TraceShape};
+pub use trace::{ExpectedLine, TraceGenerator, TraceShape};
 
 /// The log of a sandbox job.
 #[derive(Debug, Clone)]
