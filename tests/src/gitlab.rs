@@ -15,7 +15,7 @@ use spigot_common::gitlab::GitlabClient;
 use spigot_common::search::{SearchAuth, SearchClient};
 use spigot_common::secrets::Secret;
 use spigot_local::aws_emulator::MotoServer;
-use spigot_local::gitlab::SandboxGitlab;
+use spigot_local::gitlab::{check_indexed, SandboxGitlab, TraceShape};
 use spigot_local::resources::LocalResources;
 use spigot_local::search_proxy::SearchProxy;
 use spigot_local::search_server::SearchServer;
@@ -119,6 +119,37 @@ impl GitlabWorld {
             )
             .await
             .expect("count")
+    }
+
+    /// Job `job_id`'s documents are the lines GitLab's job log page shows for `shape`'s
+    /// trace: count, order, section paths, texts, durations.
+    pub async fn assert_indexed_as_shown(&self, job_id: u64, shape: &TraceShape) {
+        let checked = check_indexed(
+            &self.search,
+            &format!("{PREFIX}-*"),
+            job_id,
+            &shape.expected_lines(),
+        )
+        .await
+        .expect("the search server answers");
+        if let Err(diff) = checked {
+            panic!("job {job_id}'s documents differ from its log page:\n{diff}");
+        }
+    }
+
+    /// The document of line `sequence` of job `job_id` (there must be one).
+    pub async fn line(&self, job_id: u64, sequence: u64) -> Value {
+        let query = json!({"query": {"bool": {"filter": [
+            {"term": {"ci.job.id": job_id.to_string()}},
+            {"term": {"event.sequence": sequence}},
+        ]}}});
+        let hits = self
+            .search
+            .search(&format!("{PREFIX}-*"), &query)
+            .await
+            .expect("search");
+        assert_eq!(hits["hits"]["total"]["value"], 1, "{hits}");
+        hits["hits"]["hits"][0]["_source"].clone()
     }
 
     pub async fn archived(&self, key: &str) -> Vec<u8> {

@@ -46,6 +46,7 @@ async fn a_finished_job_becomes_one_document_per_line_and_a_byte_identical_archi
         lines,
         "one document per line, none twice"
     );
+    world.assert_indexed_as_shown(101, &trace).await;
     assert_eq!(
         world.archived("gitlab/5/101.log").await,
         trace.bytes(),
@@ -123,6 +124,59 @@ async fn the_same_message_twice_gives_the_same_documents() {
     assert!(failures(&again).is_empty(), "{again}");
     assert_eq!(world.documents(102).await, first);
     assert_eq!(first, job_lines(&job));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_in_the_script_is_found_under_step_script() {
+    let world = GitlabWorld::start().await;
+    // The script fails inside its user sections and leaves them open, as a real one does.
+    let trace = TraceShape {
+        failed: true,
+        ..shape(80_000)
+    };
+    let job = SandboxJob::finished(5, 107, "test", "failed", trace.clone());
+    world.gitlab.add_job(job.clone());
+    let (_, response) = hook_and_ingest(&world, &job).await;
+    assert!(failures(&response).is_empty(), "{response}");
+    world.assert_indexed_as_shown(107, &trace).await;
+
+    // The failing test's line, read back by its text.
+    let expected = trace.expected_lines();
+    let failed_at = expected
+        .iter()
+        .position(|l| l.text == "test tests::case_that_fails ... FAILED")
+        .expect("the trace has the failure") as u64
+        + 1;
+    let doc = world.line(107, failed_at).await;
+    assert_eq!(doc["message"], "test tests::case_that_fails ... FAILED");
+    let path = doc["ci"]["section"]["path"].as_str().unwrap();
+    assert!(
+        path.starts_with("step_script/"),
+        "under step_script and a user section: {path}"
+    );
+    assert_eq!(path, expected[failed_at as usize - 1].path);
+    // Nothing after the script's start is left in an earlier section.
+    let in_earlier_sections = world
+        .search
+        .count(
+            &format!("{PREFIX}-*"),
+            &json!({"bool": {"filter": [
+                {"term": {"ci.job.id": "107"}},
+                {"terms": {"ci.section.name": ["prepare_executor", "prepare_script", "get_sources", "restore_cache"]}},
+            ]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        in_earlier_sections, 12,
+        "the four stages before step_script: a header, a line and a footer each"
+    );
+    // The runner's verdict comes last, outside every section.
+    let last = expected.last().unwrap();
+    assert_eq!(
+        (last.text.as_str(), last.path.as_str()),
+        ("ERROR: Job failed: exit code 1", "")
+    );
 }
 
 fn job_lines(job: &SandboxJob) -> u64 {

@@ -4,6 +4,7 @@
 //! ranges, jobs that are still running when asked and finish later. It records every
 //! request, and builds the Job Hook GitLab would send for a job.
 
+pub mod indexed;
 pub mod trace;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use indexed::check_indexed;
 pub use trace::{ExpectedLine, TraceGenerator, TraceShape};
 
 /// The log of a sandbox job.
