@@ -169,10 +169,9 @@ async fn gitlab_ingest_fixtures_get_their_documented_answers() {
         .invoke(fixture("gitlab_ingest/ingest-batch.json"))
         .await;
     assert_eq!(batch["batchItemFailures"], serde_json::json!([]), "{batch}");
-    assert_eq!(
-        world.documents(7001).await,
-        TraceShape::default().count_lines()
-    );
+    world
+        .assert_indexed_as_shown(7001, &TraceShape::default())
+        .await;
 }
 
 /// The Jenkins the sample checkpoint names; tests point it at the sandbox.

@@ -203,6 +203,7 @@ async fn a_busy_search_server_is_waited_for() {
         job_lines(&job),
         "every line, once"
     );
+    world.assert_indexed_as_shown(103, &shape(150_000)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -215,10 +215,9 @@ async fn gitlab_ingest_binary_answers_every_fixture() {
     }
     let batch = answers.last().unwrap();
     assert_eq!(batch["batchItemFailures"], serde_json::json!([]), "{batch}");
-    assert_eq!(
-        world.documents(7001).await,
-        TraceShape::default().count_lines()
-    );
+    world
+        .assert_indexed_as_shown(7001, &TraceShape::default())
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
