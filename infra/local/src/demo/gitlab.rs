@@ -1,7 +1,8 @@
 //! GitLab job logs: the sandbox GitLab finishes three jobs (nested sections with
 //! timestamps, a failed one, a 50 MiB one) and sends their Job Hooks to `/gitlab`; the
 //! ingest queue feeds gitlab_ingest, which indexes every line and archives every log.
-//! The counts are read back from the search server and the archive bucket.
+//! The counts are read back from the search server and the archive bucket, and every
+//! job's lines are held to what GitLab's job log page shows for its trace.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use serde_json::{json, Value};
 use spigot_common::search::{SearchAuth, SearchClient};
 
 use super::{say, wait_for, Row};
-use crate::gitlab::{SandboxJob, TraceShape};
+use crate::gitlab::{check_indexed, SandboxJob, TraceShape};
 use crate::stack::Stack;
 
 const PART: &str = "gitlab";
@@ -161,6 +162,21 @@ pub async fn run(stack: &Stack, big_job_bytes: u64) -> anyhow::Result<Vec<Row>> 
             &format!("job {} bytes archived", job.name),
             expected_bytes,
             archived,
+        ));
+        // Every line where GitLab's job log page shows it: section, text, duration.
+        let shown = match check_indexed(&search, INDEX, job.job_id, &shape.expected_lines()).await?
+        {
+            Ok(()) => "yes".to_owned(),
+            Err(diff) => {
+                println!("    job {} differs from its log page:\n{diff}", job.job_id);
+                "no".to_owned()
+            }
+        };
+        rows.push(Row::text(
+            PART,
+            &format!("job {} lines as its log page shows them", job.name),
+            "yes",
+            &shown,
         ));
     }
 
