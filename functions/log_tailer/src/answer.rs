@@ -7,6 +7,8 @@
 //! gathered and the full posts of one piece not sent yet: bounded by the piece, the caps
 //! and the limit, whatever the log ([`AnswerPosts::held_bytes`]).
 
+use std::collections::VecDeque;
+
 use spigot_common::logline::{LineParser, LogLine};
 use spigot_common::port::MAX_BODY_BYTES;
 
@@ -56,7 +58,7 @@ pub struct AnswerPosts {
     limit: usize,
     post: Post,
     /// Posts that are full, in order, not taken yet.
-    full: Vec<Post>,
+    full: VecDeque<Post>,
 }
 
 impl AnswerPosts {
@@ -69,7 +71,7 @@ impl AnswerPosts {
             posted_before,
             limit: post_limit(flush_bytes),
             post: Post::default(),
-            full: Vec::new(),
+            full: VecDeque::new(),
         }
     }
 
@@ -89,7 +91,7 @@ impl AnswerPosts {
         for line in fresh {
             let size = post_size(&line);
             if !self.post.fits(size, self.limit) {
-                self.full.push(std::mem::take(&mut self.post));
+                self.full.push_back(std::mem::take(&mut self.post));
             }
             self.post.push(line, size);
         }
@@ -97,7 +99,7 @@ impl AnswerPosts {
 
     /// The next full post, to be sent now.
     pub fn take_full(&mut self) -> Option<Post> {
-        (!self.full.is_empty()).then(|| self.full.remove(0))
+        self.full.pop_front()
     }
 
     /// The post still gathering, if it has lines: the last one once the body has ended.

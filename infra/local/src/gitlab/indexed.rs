@@ -1,9 +1,14 @@
 //! The documents gitlab_ingest indexed for a job, held to what GitLab's job log page shows
 //! for its trace ([`super::TraceShape::expected_lines`]): the same count, in order, each with
-//! its section path, text and a footer's duration.
+//! its section path, text and a footer's duration. The page's reading of a trace is
+//! gitlabhq's lib/gitlab/ci/ansi2json/converter.rb (and its spec,
+//! spec/lib/gitlab/ci/ansi2json_spec.rb); where the ingest departs from it on purpose
+//! (blank and marker-only lines are documents, an end closes inner sections left open),
+//! the expected view says so where it is built.
 
 use serde_json::{json, Value};
 use spigot_common::search::SearchClient;
+use spigot_common::text::truncate;
 
 use super::ExpectedLine;
 
@@ -11,6 +16,8 @@ use super::ExpectedLine;
 const PAGE: u64 = 1000;
 /// Differences spelled out in a mismatch; the rest are counted.
 const SHOWN_DIFFERENCES: usize = 10;
+/// Characters of a text shown in a difference.
+const SHOWN_TEXT_CHARS: usize = 80;
 
 /// One indexed line, in the expected lines' terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,10 +104,10 @@ fn compare(indexed: &[IndexedLine], expected: &[ExpectedLine]) -> Result<(), Str
                 "line {number}: indexed #{} [{}] {:?} {:?}, expected [{}] {:?} {:?}",
                 got.sequence,
                 got.line.path,
-                short(&got.line.text),
+                truncate(&got.line.text, SHOWN_TEXT_CHARS),
                 got.line.duration_s,
                 want.path,
-                short(&want.text),
+                truncate(&want.text, SHOWN_TEXT_CHARS),
                 want.duration_s,
             ));
         }
@@ -114,14 +121,6 @@ fn compare(indexed: &[IndexedLine], expected: &[ExpectedLine]) -> Result<(), Str
         differences.push(format!("… and {more} more"));
     }
     Err(differences.join("\n"))
-}
-
-/// A text cut to a readable length for a diff.
-fn short(text: &str) -> String {
-    match text.char_indices().nth(80) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -160,11 +160,13 @@ const CRATES: [&str; 8] = [
 /// A writer of the runner: stream id and stdout or stderr, each with its own timestamper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stream {
-    /// `00O`: the runner and executor (common/buildlogger/build_logger.go).
+    /// `00O`: the runner and executor (common/buildlogger/build_logger.go
+    /// `StreamExecutorLevel = 0`).
     Runner,
-    /// `01O`: the job script's stdout.
+    /// `01O`: the job script's stdout (`StreamWorkLevel = 1`, `Stdout`; common/build.go
+    /// `StepRunnerStream(buildlogger.StreamWorkLevel, buildlogger.Stdout)`).
     Script,
-    /// `01E`: the job script's stderr.
+    /// `01E`: the job script's stderr (the same stream number, `Stderr`).
     ScriptErr,
 }
 
@@ -312,7 +314,8 @@ impl TraceGenerator {
     }
 
     /// `helpers.BuildSection`: the start marker, then the stage's description in cyan
-    /// (common/build.go `executeStage`, `GetStageDescription`).
+    /// (common/build.go `executeStage`: `ANSI_BOLD_CYAN + GetStageDescription + ANSI_RESET`
+    /// through `Println`, which adds its own `\e[0K` before and reset after: two resets).
     fn runner_section_start(&mut self, name: &'static str, description: &str) {
         let time = self.now_secs();
         let marker = format!("section_start:{time}:{name}\r{CLEAR}");
@@ -335,7 +338,10 @@ impl TraceGenerator {
     }
 
     /// The footer of `name`, in the sections open now (inner ones left open by a failed
-    /// script too), which then all close.
+    /// script too), which then all close. GitLab's page keeps such inner sections open
+    /// (gitlabhq lib/gitlab/ci/ansi2json/converter.rb, which leaves later lines in a
+    /// section that has ended); the view here follows the ingest's documented rule instead
+    /// (functions/common/src/logline/mod.rs: an end closes the inner sections left open).
     fn end_section(&mut self, name: &str, time: u64) {
         let Some(index) = self.sections.iter().rposition(|(open, _)| *open == name) else {
             return;
@@ -532,7 +538,8 @@ impl TraceGenerator {
                 }
                 self.runner_section_end("step_script");
                 if !self.shape.failed {
-                    // Default `artifacts:when` is on_success: nothing to upload on failure.
+                    // Default `artifacts:when` is on_success (common/spec/spec.go
+                    // `ArtifactWhenOnSuccess`, `when == ""`): nothing to upload on failure.
                     self.runner_section_start(
                         "upload_artifacts_on_success",
                         "Uploading artifacts for successful job",
