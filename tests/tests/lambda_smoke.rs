@@ -3,12 +3,17 @@
 //! Lambda runs (main.rs wiring, config from the environment), not the handler alone.
 //!
 //! The binaries come from `cargo build --workspace --bins` (`make test` runs it first).
+//!
+//! What a binary prints on stdout is read back too: every Embedded Metric Format record
+//! must name exactly its function's metrics of `telemetry::catalogue`, in spigot's
+//! namespace with the `Function` dimension (the dashboard shows only those).
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use spigot_common::telemetry::{self, catalogue};
 use spigot_local::gitlab::{SandboxJob, TraceShape};
 use spigot_local::runtime_api::{Outcome, RuntimeApi};
 use spigot_local::stack::{EXAMPLE_ACTION, EXAMPLE_JOB};
@@ -54,13 +59,14 @@ async fn invoke_events(
     let api = RuntimeApi::start(function)
         .await
         .expect("Runtime API starts");
+    let stdout = StdoutFile::new(function);
     let mut command = Command::new(binary(function));
     command
         .env_clear()
         .envs(env)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
-        .stdout(Stdio::null());
+        .stdout(stdout.reopen().expect("the stdout file opens again"));
     let mut process = api.spawn(command).expect("the function starts");
     let mut answers = Vec::new();
     for (name, event) in events {
@@ -78,7 +84,84 @@ async fn invoke_events(
         }
     }
     process.kill().await.expect("the function stops");
+    let printed = std::fs::read_to_string(&stdout.path).expect("the function's stdout");
+    check_emitted_metrics(function, &printed);
     answers
+}
+
+/// A file for a function's stdout, removed when dropped.
+struct StdoutFile {
+    path: std::path::PathBuf,
+}
+
+impl StdoutFile {
+    fn new(function: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "spigot-smoke-{function}-{}-{n}.stdout",
+            std::process::id()
+        ));
+        std::fs::File::create(&path).expect("the stdout file is created");
+        StdoutFile { path }
+    }
+
+    fn reopen(&self) -> std::io::Result<std::fs::File> {
+        std::fs::OpenOptions::new().append(true).open(&self.path)
+    }
+}
+
+impl Drop for StdoutFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Every EMF record `function` printed names exactly its catalogue metrics (only
+/// send_from_queue's `Remaining` may be missing: the queue could not be read), with
+/// the catalogue's namespace, dimension and unit; and it printed at least one.
+fn check_emitted_metrics(function: &str, printed: &str) {
+    let expected: std::collections::BTreeMap<&str, &str> = catalogue::of(function)
+        .map(|m| (m.name, m.unit.as_str()))
+        .collect();
+    let mut records = 0;
+    for line in printed.lines() {
+        let Some(metrics) = telemetry::emf_metrics(line) else {
+            continue;
+        };
+        records += 1;
+        let mut named = std::collections::BTreeMap::new();
+        for metric in &metrics {
+            assert_eq!(metric.namespace, telemetry::NAMESPACE, "{function}: {line}");
+            assert_eq!(
+                metric.dimensions,
+                vec![(
+                    telemetry::FUNCTION_DIMENSION.to_owned(),
+                    function.to_owned()
+                )],
+                "{function}: {line}"
+            );
+            named.insert(metric.name.as_str(), metric.unit.as_deref().unwrap_or(""));
+        }
+        let mut missing: Vec<&str> = expected
+            .keys()
+            .filter(|name| !named.contains_key(*name))
+            .copied()
+            .collect();
+        missing.retain(|name| !(function == "send_from_queue" && *name == "Remaining"));
+        assert!(
+            missing.is_empty(),
+            "{function} did not emit {missing:?}: {line}"
+        );
+        for (name, unit) in &named {
+            assert_eq!(
+                expected.get(name),
+                Some(unit),
+                "{function} emitted {name} ({unit}), not as the catalogue has it: {line}"
+            );
+        }
+    }
+    assert!(records > 0, "{function} printed no metrics:\n{printed}");
 }
 
 /// What every function needs to reach moto.

@@ -19,7 +19,7 @@ use spigot_common::kafka::KafkaEvent;
 use spigot_common::search::{
     BulkWriter, SearchAuth, SearchClient, SearchCredentials, TemplateInstall,
 };
-use spigot_common::telemetry::Metrics;
+use spigot_common::telemetry::{catalogue::aliecs_ingest as metric, Metrics};
 
 use crate::decode::DecodeError;
 use crate::store::{EorBuilds, RunStore};
@@ -230,16 +230,15 @@ pub async fn handle(
     summary.runs_unchanged = applied.unchanged;
     summary.eor_builds_queued = applied.eor_builds_queued;
     tracing::info!(summary = %serde_json::to_string(&summary).unwrap_or_default(), "batch handled");
-    Metrics::new("Spigot")
-        .dimension("Function", "aliecs_ingest")
-        .count("RecordsIndexed", summary.timeline_created)
-        .count("RecordsRepeated", summary.timeline_existed)
-        .count(
-            "RecordsUndecodable",
+    Metrics::new("aliecs_ingest")
+        .put(metric::RECORDS_INDEXED, summary.timeline_created)
+        .put(metric::RECORDS_REPEATED, summary.timeline_existed)
+        .put(
+            metric::RECORDS_UNDECODABLE,
             summary.undecodable + summary.unknown_topic,
         )
-        .count("RunsUpdated", summary.runs_updated)
-        .count("EorBuildsQueued", summary.eor_builds_queued)
+        .put(metric::RUNS_UPDATED, summary.runs_updated)
+        .put(metric::EOR_BUILDS_QUEUED, summary.eor_builds_queued)
         .emit();
     Ok(summary)
 }

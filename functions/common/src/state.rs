@@ -27,6 +27,16 @@ impl SpigotState {
         }
     }
 
+    /// The state as the dashboard's `SpigotState` metric plots it: 0 OFF, 1 DRAINING,
+    /// 2 ON (higher is more open).
+    pub fn metric_value(self) -> u64 {
+        match self {
+            SpigotState::Off => 0,
+            SpigotState::Draining => 1,
+            SpigotState::On => 2,
+        }
+    }
+
     pub fn parse(value: &str) -> Option<Self> {
         match value.trim().to_ascii_uppercase().as_str() {
             "ON" => Some(SpigotState::On),

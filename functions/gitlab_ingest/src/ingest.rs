@@ -20,7 +20,7 @@ use spigot_common::gitlab::{is_terminal, GitlabClient, GitlabError, Job};
 use spigot_common::log_copy::{CopyError, IndexTarget, LogCopy};
 use spigot_common::log_index::{index_name, index_template, JobFields, LogSource};
 use spigot_common::search::{BulkStats, SearchClient, SearchError, TemplateInstall};
-use spigot_common::telemetry::Metrics;
+use spigot_common::telemetry::{catalogue::gitlab_ingest as metric, Metrics};
 
 use crate::{IngestRequest, REQUEST_VERSION};
 
@@ -100,6 +100,7 @@ impl Ingest {
     ) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
         let (mut ingested, mut waiting, mut failed) = (0u64, 0u64, 0u64);
+        let (mut lines, mut bytes) = (0u64, 0u64);
         for message in &batch.records {
             let id = message.message_id.clone().unwrap_or_default();
             let work = self.ingest_message(message);
@@ -112,6 +113,8 @@ impl Ingest {
             match outcome {
                 Ok(JobOutcome::Ingested(stats)) => {
                     ingested += 1;
+                    lines += stats.lines;
+                    bytes += stats.bytes;
                     tracing::info!(message_id = %id, stats = %serde_json::to_string(&stats).unwrap_or_default(), "job ingested");
                 }
                 Ok(JobOutcome::NotFinished { status }) => {
@@ -127,11 +130,12 @@ impl Ingest {
                 }
             }
         }
-        Metrics::new("Spigot")
-            .dimension("Function", "gitlab_ingest")
-            .count("JobsIngested", ingested)
-            .count("JobsNotFinished", waiting)
-            .count("JobsFailed", failed)
+        Metrics::new("gitlab_ingest")
+            .put(metric::JOBS_INGESTED, ingested)
+            .put(metric::JOBS_NOT_FINISHED, waiting)
+            .put(metric::JOBS_FAILED, failed)
+            .put(metric::LINES_INDEXED, lines)
+            .put(metric::BYTES_ARCHIVED, bytes)
             .emit();
         response
     }

@@ -97,6 +97,7 @@ pub(crate) async fn end(
         Err(error) => return Err(error.into()),
     }
     tracing::info!(run_id = %run.checkpoint.run_id, status = status.as_str(), label, "run ended");
+    run.ended = Some(status);
     run.progress.finished = true;
     run.save().await
 }

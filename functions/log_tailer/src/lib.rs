@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use spigot_common::config::{optional, parse_or, required, ConfigError};
-use spigot_common::port::{PortClient, PortCredentials, DEFAULT_API_URL};
+use spigot_common::port::{PortClient, PortCredentials, RunStatus, DEFAULT_API_URL};
 use spigot_common::port_run::{RunState, TailCheckpoint, CHECKPOINT_VERSION};
 use spigot_common::search::{SearchAuth, SearchClient, SearchCredentials, TemplateInstall};
 use spigot_common::secrets::JenkinsSecrets;
-use spigot_common::telemetry::Metrics;
+use spigot_common::telemetry::{catalogue::log_tailer as metric, Metrics};
 
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 2000;
 /// A post's message stays under this many bytes of JSON (Port takes 1 MiB).
@@ -120,10 +120,17 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent, deadline: Instant) -> Sq
     let results = futures::future::join_all(work).await;
     let mut response = SqsBatchResponse::default();
     let (mut finished, mut handed, mut failed) = (0, 0, 0);
+    let (mut succeeded, mut ended_failure, mut posts) = (0, 0, 0);
     for (id, result) in results {
         match result {
             Ok(report) => {
                 tracing::info!(message_id = %id, tailed = ?report.tailed, posts = report.posts, peak_held_bytes = report.peak_held_bytes, "tail checkpoint handled");
+                posts += report.posts;
+                match report.ended {
+                    Some(RunStatus::Success) => succeeded += 1,
+                    Some(RunStatus::Failure) => ended_failure += 1,
+                    None => {}
+                }
                 match report.tailed {
                     tail::Tailed::Finished => finished += 1,
                     tail::Tailed::HandedOn => handed += 1,
@@ -136,11 +143,13 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent, deadline: Instant) -> Sq
             }
         }
     }
-    Metrics::new("Spigot")
-        .dimension("Function", "log_tailer")
-        .count("RunsFinished", finished)
-        .count("CheckpointsHandedOn", handed)
-        .count("CheckpointsFailed", failed)
+    Metrics::new("log_tailer")
+        .put(metric::RUNS_FINISHED, finished)
+        .put(metric::RUNS_SUCCEEDED, succeeded)
+        .put(metric::RUNS_ENDED_FAILURE, ended_failure)
+        .put(metric::CHECKPOINTS_HANDED_ON, handed)
+        .put(metric::CHECKPOINTS_FAILED, failed)
+        .put(metric::LOG_POSTS, posts)
         .emit();
     response
 }

@@ -47,6 +47,8 @@ pub struct TailReport {
     /// the parser's unfinished line, lines not yet gathered and the post being gathered.
     /// A post in flight adds its message and JSON body (each at most `FLUSH_BYTES`).
     pub peak_held_bytes: usize,
+    /// The status this invocation ended the run with in Port, if it did.
+    pub ended: Option<RunStatus>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +83,8 @@ pub(crate) struct Run<'a> {
     pub stop_at: Instant,
     posts: u64,
     peak_held: usize,
+    /// Set by [`finish::end`] once Port has the run's final status from us.
+    pub ended: Option<RunStatus>,
 }
 
 pub async fn tail(
@@ -92,6 +96,7 @@ pub async fn tail(
         tailed,
         posts: 0,
         peak_held_bytes: 0,
+        ended: None,
     };
     let run_id = checkpoint.run_id.clone();
     let saved = deps.state.progress(&run_id).await?;
@@ -128,6 +133,7 @@ pub async fn tail(
         stop_at: deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(deadline),
         posts: 0,
         peak_held: 0,
+        ended: None,
     };
     let tailed = match run.follow().await {
         Err(TailError::Port(error)) if ended_elsewhere(&error) => {
@@ -139,6 +145,7 @@ pub async fn tail(
         tailed,
         posts: run.posts,
         peak_held_bytes: run.peak_held,
+        ended: run.ended,
     })
 }
 

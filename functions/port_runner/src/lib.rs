@@ -20,7 +20,7 @@ use spigot_common::kafka::KafkaEvent;
 use spigot_common::port::{PortClient, PortCredentials, DEFAULT_API_URL};
 use spigot_common::port_run::RunState;
 use spigot_common::secrets::JenkinsSecrets;
-use spigot_common::telemetry::Metrics;
+use spigot_common::telemetry::{catalogue::port_runner as metric, Metrics};
 
 use crate::routes::Routes;
 
@@ -181,14 +181,13 @@ pub async fn handle(deps: &Deps, event: &KafkaEvent) -> BatchSummary {
         }
     }
     tracing::info!(summary = %serde_json::to_string(&summary).unwrap_or_default(), "batch handled");
-    Metrics::new("Spigot")
-        .dimension("Function", "port_runner")
-        .count("RunsStarted", summary.started)
-        .count("RunsDuplicate", summary.duplicates)
-        .count("RunsSkipped", summary.skipped)
-        .count("RunsFailed", summary.failed)
-        .count("RecordsRejected", summary.rejected)
-        .count("RunsOtherInvocation", summary.other_invocation)
+    Metrics::new("port_runner")
+        .put(metric::RUNS_STARTED, summary.started)
+        .put(metric::RUNS_DUPLICATE, summary.duplicates)
+        .put(metric::RUNS_SKIPPED, summary.skipped)
+        .put(metric::RUNS_FAILED, summary.failed)
+        .put(metric::RECORDS_REJECTED, summary.rejected)
+        .put(metric::RUNS_OTHER_INVOCATION, summary.other_invocation)
         .emit();
     summary
 }

@@ -23,6 +23,7 @@ use spigot_common::jenkins::{Delivery, JenkinsTarget, OutgoingRequest};
 use spigot_common::secrets::{GithubSecrets, Secret};
 use spigot_common::state::{SpigotState, STATE_VARIABLE};
 use spigot_common::target_routes::{TargetRoute, TargetRoutes, Verify};
+use spigot_common::telemetry::{catalogue::process_webhooks as metric, Metric, Metrics};
 
 /// Everything the handler needs, built once per cold start.
 pub struct Deps {
@@ -252,7 +253,37 @@ pub async fn handle_request_until(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| (d + DEFAULT_CLAIM).as_millis() as u64)
     });
-    handle(deps, request, claim_until).await
+    let (outcome, answer) = handle(deps, request, claim_until).await;
+    outcome_metrics(outcome).emit();
+    answer
+}
+
+/// What became of one request, counted in the function's metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Delivered,
+    Queued,
+    Duplicate,
+    Rejected,
+    TargetRefused,
+    NotStored,
+}
+
+/// One EMF record per request: 1 for its outcome, 0 for the others, so every series
+/// has a point whenever a webhook arrives.
+fn outcome_metrics(outcome: Outcome) -> Metrics {
+    let all: [(Outcome, Metric); 6] = [
+        (Outcome::Delivered, metric::DELIVERED),
+        (Outcome::Queued, metric::QUEUED),
+        (Outcome::Duplicate, metric::DUPLICATES),
+        (Outcome::Rejected, metric::REJECTED),
+        (Outcome::TargetRefused, metric::TARGET_REFUSED),
+        (Outcome::NotStored, metric::NOT_STORED),
+    ];
+    all.into_iter()
+        .fold(Metrics::new("process_webhooks"), |metrics, (o, m)| {
+            metrics.put(m, u64::from(o == outcome))
+        })
 }
 
 /// [`handle_request_until`] with the deadline unknown.
@@ -267,10 +298,10 @@ async fn handle(
     deps: &Deps,
     request: ApiGatewayProxyRequest,
     claim_until: u64,
-) -> ApiGatewayProxyResponse {
+) -> (Outcome, ApiGatewayProxyResponse) {
     let incoming = match read_request(&deps.routes, &deps.senders, &request) {
         Ok(incoming) => incoming,
-        Err(answer) => return answer.into_response(),
+        Err(answer) => return (Outcome::Rejected, answer.into_response()),
     };
     let Incoming {
         route,
@@ -289,16 +320,22 @@ async fn handle(
         match deps.buffer.claim_delivery(id, claim_until).await {
             Claim::Duplicate => {
                 tracing::info!(delivery = %id, event, "duplicate delivery dropped");
-                return json_response(200, json!({ "status": "duplicate", "delivery": id }));
+                return (
+                    Outcome::Duplicate,
+                    json_response(200, json!({ "status": "duplicate", "delivery": id })),
+                );
             }
             Claim::InProgress => {
                 tracing::info!(delivery = %id, event, "delivery being handled by another request");
-                return json_response(
-                    409,
-                    json!({
-                        "error": "this delivery is being handled by another request; redeliver it if that one fails",
-                        "delivery": id,
-                    }),
+                return (
+                    Outcome::Duplicate,
+                    json_response(
+                        409,
+                        json!({
+                            "error": "this delivery is being handled by another request; redeliver it if that one fails",
+                            "delivery": id,
+                        }),
+                    ),
                 );
             }
             Claim::First | Claim::Unknown => {}
@@ -320,9 +357,12 @@ async fn handle(
                 if let Some(id) = &delivery_id {
                     deps.buffer.complete_delivery(id).await;
                 }
-                return json_response(
-                    200,
-                    json!({ "status": "delivered", "target_status": status }),
+                return (
+                    Outcome::Delivered,
+                    json_response(
+                        200,
+                        json!({ "status": "delivered", "target_status": status }),
+                    ),
                 );
             }
             Delivery::Rejected { status, body } => {
@@ -333,12 +373,15 @@ async fn handle(
                 if let Some(id) = &delivery_id {
                     deps.buffer.release_delivery(id).await;
                 }
-                return json_response(
-                    status,
-                    json!({
-                        "error": format!("the target refused the request with {status}"),
-                        "target_status": status,
-                    }),
+                return (
+                    Outcome::TargetRefused,
+                    json_response(
+                        status,
+                        json!({
+                            "error": format!("the target refused the request with {status}"),
+                            "target_status": status,
+                        }),
+                    ),
                 );
             }
             Delivery::Unavailable { reason, .. } => reason,
@@ -354,14 +397,17 @@ async fn handle(
             if let Some(id) = &delivery_id {
                 deps.buffer.complete_delivery(id).await;
             }
-            json_response(
-                202,
-                json!({
-                    "status": "queued",
-                    "id": envelope.id,
-                    "state": state,
-                    "reason": queue_reason,
-                }),
+            (
+                Outcome::Queued,
+                json_response(
+                    202,
+                    json!({
+                        "status": "queued",
+                        "id": envelope.id,
+                        "state": state,
+                        "reason": queue_reason,
+                    }),
+                ),
             )
         }
         Err(err) => {
@@ -369,13 +415,33 @@ async fn handle(
             if let Some(id) = &delivery_id {
                 deps.buffer.release_delivery(id).await;
             }
-            json_response(
-                503,
-                json!({
-                    "error": "the request could not be stored; send it again later",
-                    "request_id": request_id,
-                }),
+            (
+                Outcome::NotStored,
+                json_response(
+                    503,
+                    json!({
+                        "error": "the request could not be stored; send it again later",
+                        "request_id": request_id,
+                    }),
+                ),
             )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spigot_common::telemetry::{catalogue, emf_metrics};
+
+    #[test]
+    fn a_request_counts_once_under_its_outcome_and_zero_under_the_others() {
+        let line = outcome_metrics(Outcome::Queued).to_json().to_string();
+        let metrics = emf_metrics(&line).expect("an EMF record");
+        assert_eq!(metrics.len(), catalogue::of("process_webhooks").count());
+        for metric in &metrics {
+            let expected = if metric.name == "Queued" { 1.0 } else { 0.0 };
+            assert_eq!(metric.value, expected, "{}", metric.name);
         }
     }
 }

@@ -9,7 +9,7 @@ use spigot_common::drain::{DrainOptions, DrainSummary, Drainer, StopReason};
 use spigot_common::jenkins::JenkinsTarget;
 use spigot_common::state::Stage;
 use spigot_common::target_routes::TargetRoutes;
-use spigot_common::telemetry::Metrics;
+use spigot_common::telemetry::{catalogue::send_from_queue as metric, Metrics};
 
 pub struct Deps {
     pub stage: Stage,
@@ -109,13 +109,13 @@ pub async fn handle_event(
             "drain finished"
         ),
     }
-    let mut metrics = Metrics::new("Spigot")
-        .dimension("Function", "send_from_queue")
-        .count("Delivered", summary.delivered)
-        .count("Poisoned", summary.poisoned)
-        .count("Released", summary.released);
+    let mut metrics = Metrics::new("send_from_queue")
+        .put(metric::SPIGOT_STATE, summary.final_state.metric_value())
+        .put(metric::DELIVERED, summary.delivered)
+        .put(metric::POISONED, summary.poisoned)
+        .put(metric::RELEASED, summary.released);
     if let Some(remaining) = summary.remaining {
-        metrics = metrics.count("Remaining", remaining);
+        metrics = metrics.put(metric::REMAINING, remaining);
     }
     metrics.emit();
     Ok(summary)
