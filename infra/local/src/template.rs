@@ -135,6 +135,11 @@ impl Template {
         Ok(Template { root })
     }
 
+    /// The whole template, as read (e.g. to check a changed copy of it).
+    pub fn root(&self) -> &Value {
+        &self.root
+    }
+
     /// Parameter names with their defaults.
     pub fn parameters(&self) -> BTreeMap<String, Option<String>> {
         self.section("Parameters")
