@@ -31,6 +31,7 @@ pub fn init_tracing() {
 pub enum Unit {
     Count,
     Bytes,
+    Milliseconds,
     /// A plain number, e.g. a state code.
     None,
 }
@@ -40,6 +41,7 @@ impl Unit {
         match self {
             Unit::Count => "Count",
             Unit::Bytes => "Bytes",
+            Unit::Milliseconds => "Milliseconds",
             Unit::None => "None",
         }
     }
@@ -143,6 +145,13 @@ pub mod catalogue {
         pub const CHECKPOINTS_FAILED: Metric = count(F, "CheckpointsFailed");
         /// Console log posts made to Port runs.
         pub const LOG_POSTS: Metric = count(F, "LogPosts");
+        /// The longest a post's lines took from Jenkins' answer to Port's acceptance, in
+        /// an invocation that posted (a line also waits up to PollIntervalMs to be read).
+        pub const LOG_LATENCY_MAX: Metric = Metric {
+            function: F,
+            name: "LogLatencyMax",
+            unit: Unit::Milliseconds,
+        };
     }
 
     pub mod aliecs_ingest {
@@ -185,6 +194,7 @@ pub mod catalogue {
         log_tailer::CHECKPOINTS_HANDED_ON,
         log_tailer::CHECKPOINTS_FAILED,
         log_tailer::LOG_POSTS,
+        log_tailer::LOG_LATENCY_MAX,
         aliecs_ingest::RECORDS_INDEXED,
         aliecs_ingest::RECORDS_REPEATED,
         aliecs_ingest::RECORDS_UNDECODABLE,
@@ -359,6 +369,6 @@ mod tests {
                 metric.name
             );
         }
-        assert_eq!(catalogue::of("log_tailer").count(), 6);
+        assert_eq!(catalogue::of("log_tailer").count(), 7);
     }
 }

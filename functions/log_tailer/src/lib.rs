@@ -121,11 +121,13 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent, deadline: Instant) -> Sq
     let mut response = SqsBatchResponse::default();
     let (mut finished, mut handed, mut failed) = (0, 0, 0);
     let (mut succeeded, mut ended_failure, mut posts) = (0, 0, 0);
+    let mut worst_latency: Option<Duration> = None;
     for (id, result) in results {
         match result {
             Ok(report) => {
                 tracing::info!(message_id = %id, tailed = ?report.tailed, posts = report.posts, peak_held_bytes = report.peak_held_bytes, "tail checkpoint handled");
                 posts += report.posts;
+                worst_latency = worst_latency.max(report.worst_post_latency);
                 match report.ended {
                     Some(RunStatus::Success) => succeeded += 1,
                     Some(RunStatus::Failure) => ended_failure += 1,
@@ -143,13 +145,16 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent, deadline: Instant) -> Sq
             }
         }
     }
-    Metrics::new("log_tailer")
+    let mut metrics = Metrics::new("log_tailer")
         .put(metric::RUNS_FINISHED, finished)
         .put(metric::RUNS_SUCCEEDED, succeeded)
         .put(metric::RUNS_ENDED_FAILURE, ended_failure)
         .put(metric::CHECKPOINTS_HANDED_ON, handed)
         .put(metric::CHECKPOINTS_FAILED, failed)
-        .put(metric::LOG_POSTS, posts)
-        .emit();
+        .put(metric::LOG_POSTS, posts);
+    if let Some(latency) = worst_latency {
+        metrics = metrics.put(metric::LOG_LATENCY_MAX, latency.as_millis() as u64);
+    }
+    metrics.emit();
     response
 }

@@ -49,6 +49,8 @@ pub struct TailReport {
     pub peak_held_bytes: usize,
     /// The status this invocation ended the run with in Port, if it did.
     pub ended: Option<RunStatus>,
+    /// The longest a post took from Jenkins' answer to Port's acceptance (none: no post).
+    pub worst_post_latency: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +87,9 @@ pub(crate) struct Run<'a> {
     peak_held: usize,
     /// Set by [`finish::end`] once Port has the run's final status from us.
     pub ended: Option<RunStatus>,
+    /// When Jenkins' answer being posted arrived.
+    read_at: Option<Instant>,
+    worst_post_latency: Option<Duration>,
 }
 
 pub async fn tail(
@@ -97,6 +102,7 @@ pub async fn tail(
         posts: 0,
         peak_held_bytes: 0,
         ended: None,
+        worst_post_latency: None,
     };
     let run_id = checkpoint.run_id.clone();
     let saved = deps.state.progress(&run_id).await?;
@@ -134,6 +140,8 @@ pub async fn tail(
         posts: 0,
         peak_held: 0,
         ended: None,
+        read_at: None,
+        worst_post_latency: None,
     };
     let tailed = match run.follow().await {
         Err(TailError::Port(error)) if ended_elsewhere(&error) => {
@@ -146,6 +154,7 @@ pub async fn tail(
         posts: run.posts,
         peak_held_bytes: run.peak_held,
         ended: run.ended,
+        worst_post_latency: run.worst_post_latency,
     })
 }
 
@@ -203,7 +212,10 @@ impl Run<'_> {
                 .progressive_text(&build.url, self.progress.offset)
                 .await
             {
-                Ok(read) => read,
+                Ok(read) => {
+                    self.read_at = Some(Instant::now());
+                    read
+                }
                 Err(error) if error.is_transient() => {
                     tracing::warn!(run_id = %self.checkpoint.run_id, %error, "Jenkins did not answer; trying at the next poll");
                     if !self.sleep_poll().await {
@@ -298,6 +310,11 @@ impl Run<'_> {
             .add_log(&self.checkpoint.run_id, &post.message(), None)
             .await?;
         self.posts += 1;
+        if let Some(read_at) = self.read_at {
+            let latency = read_at.elapsed();
+            self.worst_post_latency =
+                Some(self.worst_post_latency.map_or(latency, |w| w.max(latency)));
+        }
         self.progress.lines_posted += post.lines.len() as u64;
         self.save().await
     }
