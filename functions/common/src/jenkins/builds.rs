@@ -229,7 +229,10 @@ impl JenkinsServer {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ConfigError::Invalid {
                 name: "ROUTES",
-                reason: format!("Jenkins server URL {base:?} must start with http:// or https://"),
+                reason: format!(
+                    "Jenkins server URL {:?} must start with http:// or https://",
+                    crate::text::without_userinfo(base)
+                ),
             });
         }
         let builder = crate::http::client_builder()?
@@ -537,5 +540,12 @@ mod tests {
             "https://ci.example.com/jenkins/job/a/job/b/"
         );
         assert!(JenkinsServer::new("ftp://x", None).is_err());
+        // The error may reach a Port run's log: never with the URL's credentials.
+        let error = JenkinsServer::new("ftp://ci:url-token@jenkins", None)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("ftp://jenkins"), "{error}");
+        assert!(!error.contains("url-token"), "{error}");
     }
 }
