@@ -126,9 +126,10 @@ pub fn kafka_batch(records: &[(&str, Vec<u8>)]) -> Value {
 const DETECTORS: &[&str] = &["ITS", "MCH", "MFT", "MID", "TOF", "TPC", "TRD"];
 
 /// `count` legacy notifications, run after run: enter RUNNING, the active runs list
-/// (`active_envs` environments in it, the run's own first), leave RUNNING, enter
-/// CONFIGURED.
+/// (`active_envs` environments in it: the run's own, then the batch's next runs, so
+/// the batch names no more runs than it has), leave RUNNING, enter CONFIGURED.
 pub fn legacy_records(count: usize, active_envs: usize) -> Vec<(&'static str, Vec<u8>)> {
+    let runs = count.div_ceil(4).max(1) as u64;
     (0..count)
         .map(|i| {
             let run = 560_000 + (i / 4) as u64;
@@ -137,8 +138,10 @@ pub fn legacy_records(count: usize, active_envs: usize) -> Vec<(&'static str, Ve
             match i % 4 {
                 0 => ("aliecs.env_state.RUNNING", notification(&running, at)),
                 1 => {
-                    let others = (1..active_envs as u64)
-                        .map(|n| env_info(Some(run + n * 1_000), "RUNNING", DETECTORS, at));
+                    let others = (1..active_envs as u64).map(|n| {
+                        let other = 560_000 + (run - 560_000 + n) % runs;
+                        env_info(Some(other), "RUNNING", DETECTORS, at)
+                    });
                     let envs: Vec<Vec<u8>> = std::iter::once(running).chain(others).collect();
                     ("aliecs.env_list.RUNNING", active_runs(&envs, at))
                 }
