@@ -11,7 +11,9 @@
 #   6. port_runner + log_tailer: line-to-Port latency and Port calls per minute per run
 #      (tests/benches/port.rs);
 #   7. aliecs_ingest: records per second from Kafka event JSON to bulk documents
-#      (tests/benches/aliecs.rs).
+#      (tests/benches/aliecs.rs);
+#   8. every function's peak memory at its heaviest load against its MemorySize
+#      (tests/benches/memory.rs): a table of its own, after the main one.
 #
 # A missed target or a benchmark that could not measure is a row (MISSED / FAILED) and
 # the exit status stays 0; only the harness itself failing (a build error, a benchmark
@@ -106,6 +108,12 @@ run_bench gitlab "$gitlab_rows"
 run_bench port "$port_rows"
 run_bench aliecs "$aliecs_rows"
 
+echo "==> cargo bench --bench memory"
+memory_output="$work/memory.out"
+memory_status=0
+SPIGOT_BENCH_BIN_DIR="$target_dir/release" \
+  cargo bench -p spigot-tests --bench memory >"$memory_output" || memory_status=$?
+
 # One table, columns padded for the terminal (still valid markdown).
 echo
 {
@@ -126,4 +134,11 @@ echo
       print line
     }
   }'
+# The memory table and the notes under it, as the benchmark printed them.
+echo
+sed -n '/^| function |/,$p' "$memory_output"
+if ((memory_status != 0)); then
+  echo "benchmark program memory CRASHED: exit $memory_status (its output is above)"
+  harness_failed=1
+fi
 exit "$harness_failed"

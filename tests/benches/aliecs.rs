@@ -15,11 +15,11 @@ mod report;
 
 use std::time::{Duration, Instant};
 
-use aliecs_ingest::wire::{active_runs, env_info, notification, run_event, T0};
+use aliecs_ingest::wire::{run_event, T0};
 use report::{print_table, Row};
 use spigot_common::kafka::KafkaEvent;
 use spigot_common::search::{SearchAuth, SearchClient};
-use spigot_tests::aliecs::kafka_batch;
+use spigot_tests::aliecs::{kafka_batch, legacy_records};
 
 /// Records per Kafka event: about what a 6 MB invocation payload holds.
 const RECORDS: usize = 10_000;
@@ -27,7 +27,6 @@ const RECORDS: usize = 10_000;
 // this VM's speed varies by a third from moment to moment, and for a second at a time.
 const ROUNDS: usize = 200;
 const TARGET_RECORDS_PER_S: f64 = 1_000_000.0;
-const DETECTORS: &[&str] = &["ITS", "MCH", "MFT", "MID", "TOF", "TPC", "TRD"];
 
 fn main() {
     let deps = aliecs_ingest::Deps {
@@ -38,31 +37,10 @@ fn main() {
         template: Default::default(),
     };
     let rows = vec![
-        measure(&deps, "legacy messages", &legacy_records(), true),
+        measure(&deps, "legacy messages", &legacy_records(RECORDS, 1), true),
         measure(&deps, "aliecs.run events", &run_records(), false),
     ];
     print_table(&rows);
-}
-
-/// A run's legacy notifications, run after run: enter RUNNING, the active runs list,
-/// leave RUNNING, enter CONFIGURED.
-fn legacy_records() -> Vec<(&'static str, Vec<u8>)> {
-    (0..RECORDS)
-        .map(|i| {
-            let run = 560_000 + (i / 4) as u64;
-            let at = T0 + i as u64 * 1_000;
-            let running = env_info(Some(run), "RUNNING", DETECTORS, at);
-            match i % 4 {
-                0 => ("aliecs.env_state.RUNNING", notification(&running, at)),
-                1 => ("aliecs.env_list.RUNNING", active_runs(&[running], at)),
-                2 => ("aliecs.env_leave_state.RUNNING", notification(&running, at)),
-                _ => (
-                    "aliecs.env_state.CONFIGURED",
-                    notification(&env_info(None, "CONFIGURED", DETECTORS, at), at),
-                ),
-            }
-        })
-        .collect()
 }
 
 /// START_ACTIVITY and STOP_ACTIVITY of run after run.

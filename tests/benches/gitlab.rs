@@ -14,17 +14,12 @@
 #[allow(dead_code)]
 mod report;
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use report::{print_table, Row};
-use serde_json::json;
 use spigot_common::logline::{LineParser, LogLine};
-use spigot_local::gitlab::{SandboxJob, TraceGenerator, TraceShape};
-use spigot_local::runtime_api::{Outcome, RuntimeApi};
-use spigot_tests::gitlab::{GitlabWorld, TOKEN};
-use tokio::process::Command;
+use spigot_local::gitlab::{TraceGenerator, TraceShape};
+use spigot_tests::gitlab::GitlabWorld;
 
 const MIB: u64 = 1024 * 1024;
 const PARSER_TARGET_MIB_S: f64 = 300.0;
@@ -42,9 +37,10 @@ async fn main() {
             size / MIB
         );
         let sizes_before = world.proxy.bulk_sizes().len();
-        match ingest_rss(&world, job_id, size).await {
-            Ok((peak_kib, seconds, lines)) => {
-                let mib = peak_kib as f64 / 1024.0;
+        match world.ingest_whole_job(job_id, size).await {
+            Ok((measured, lines)) => {
+                let mib = measured.peak_mib();
+                let seconds = measured.seconds;
                 peaks.push(mib);
                 rows.push(Row::judged(
                     format!("gitlab_ingest peak RSS, whole {} MiB job", size / MIB),
@@ -106,86 +102,6 @@ fn parser_throughput() -> Row {
     )
 }
 
-/// Ingests one job with the release binary; its peak RSS in KiB, the time and the lines.
-async fn ingest_rss(
-    world: &GitlabWorld,
-    job_id: u64,
-    bytes: u64,
-) -> Result<(u64, f64, u64), String> {
-    let binary = bin_dir().join("gitlab_ingest");
-    if !binary.is_file() {
-        return Err(format!(
-            "{} not found: scripts/bench.sh builds it",
-            binary.display()
-        ));
-    }
-    let shape = TraceShape {
-        bytes,
-        seed: job_id,
-        ..TraceShape::default()
-    };
-    world
-        .gitlab
-        .add_job(SandboxJob::finished(9, job_id, "bench", "success", shape));
-    let api = RuntimeApi::start("gitlab_ingest")
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut command = Command::new(&binary);
-    command
-        .env_clear()
-        .envs([
-            ("AWS_ENDPOINT_URL", world.moto.endpoint().to_owned()),
-            ("AWS_REGION", spigot_local::aws_emulator::REGION.to_owned()),
-            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-            ("GITLAB_URL", world.gitlab.url()),
-            ("GITLAB_TOKEN", TOKEN.to_owned()),
-            ("GITLAB_WEBHOOK_SECRET", "bench".to_owned()),
-            ("INGEST_QUEUE_URL", world.queue_url.clone()),
-            ("SEARCH_URL", world.proxy.url()),
-            ("ARCHIVE_BUCKET", world.archive_bucket.clone()),
-            ("RUST_LOG", "warn".to_owned()),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut process = api.spawn(command).map_err(|e| e.to_string())?;
-    let pid = process.pid().ok_or("the function exited at once")?;
-    let event = json!({"Records": [{
-        "messageId": format!("bench-{job_id}"),
-        "receiptHandle": "bench",
-        "body": json!({"version": 1, "project_id": 9, "job_id": job_id, "source": "bench",
-                       "received_at": "2026-11-22T10:00:00Z"}).to_string(),
-        "attributes": {"ApproximateReceiveCount": "1"},
-        "eventSource": "aws:sqs",
-    }]});
-    let started = Instant::now();
-    let invocation = process
-        .invoke(&event, Duration::from_secs(900))
-        .await
-        .map_err(|e| e.to_string())?;
-    let seconds = started.elapsed().as_secs_f64();
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
-    let _ = process.kill().await;
-    match invocation.outcome {
-        Outcome::Response(body) if body.as_ref() == br#"{"batchItemFailures":[]}"# => {}
-        other => return Err(format!("the ingest did not succeed: {other:?}")),
-    }
-    let peak_kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or("no VmHWM")?;
-    let lines = TraceShape {
-        bytes,
-        seed: job_id,
-        ..TraceShape::default()
-    }
-    .count_lines();
-    Ok((peak_kib, seconds, lines))
-}
-
 fn bulk_row(job_bytes: u64, sizes: &[usize]) -> Row {
     let benchmark = format!("bulk request sizes, {} MiB job", job_bytes / MIB);
     if sizes.is_empty() {
@@ -207,10 +123,4 @@ fn bulk_row(job_bytes: u64, sizes: &[usize]) -> Row {
         "<= 8 MiB each",
         max <= limit,
     )
-}
-
-fn bin_dir() -> PathBuf {
-    std::env::var_os("SPIGOT_BENCH_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| spigot_local::venv::target_dir().join("release"))
 }

@@ -15,15 +15,14 @@
 #[allow(dead_code)]
 mod report;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
 use report::{millis, percentile, print_table, Row};
 use serde_json::{json, Value};
 use spigot_local::runtime_api::{Outcome, RuntimeApi};
-use spigot_tests::{fixture, workspace_root, Options, Spigot};
-use tokio::process::Command;
+use spigot_tests::peak::{release_bin_dir, spawn_quiet};
+use spigot_tests::{fixture, Options, Spigot};
 
 const COLD_STARTS: usize = 20;
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,7 +55,7 @@ async fn main() {
     // neither.
     let spigot = Spigot::start(Options::default()).await;
     let subjects = subjects(&spigot);
-    let bin_dir = bin_dir();
+    let bin_dir = release_bin_dir();
 
     // Progress goes to stderr: stdout is the table.
     eprintln!(
@@ -261,17 +260,7 @@ async fn cold_start(binary: &Path, subject: &Subject) -> Result<(Duration, Durat
     let api = RuntimeApi::start(subject.binary)
         .await
         .map_err(|error| format!("starting the Runtime API: {error}"))?;
-    let mut command = Command::new(binary);
-    command
-        // Only what is set here: no AWS profile or RUST_LOG from the caller's shell.
-        .env_clear()
-        .envs(subject.env.iter().cloned())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut process = api
-        .spawn(command)
-        .map_err(|error| format!("starting {}: {error}", binary.display()))?;
+    let mut process = spawn_quiet(&api, binary, subject.env.iter().cloned())?;
     let answer = process.invoke(&subject.event, INVOKE_TIMEOUT).await;
     let spawned_at = process.spawned_at();
     // Killing it is cleanup; a failure here does not change what was measured.
@@ -287,10 +276,4 @@ async fn cold_start(binary: &Path, subject: &Subject) -> Result<(Duration, Durat
         .first_next_at()
         .ok_or("answered without asking for an event")?;
     Ok((first_next - spawned_at, invocation.answered_at - spawned_at))
-}
-
-fn bin_dir() -> PathBuf {
-    std::env::var_os("SPIGOT_BENCH_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/release"))
 }

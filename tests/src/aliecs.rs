@@ -2,6 +2,7 @@
 //! takes the end-of-run builds, the sandbox Jenkins has the end-of-run job) and the
 //! search server. Tests hand Kafka events to the handler themselves.
 
+use aliecs_ingest::wire::{active_runs, env_info, notification, T0};
 use bytes::Bytes;
 use serde_json::Value;
 use spigot_common::jenkins::builds::JobPath;
@@ -120,4 +121,36 @@ pub fn kafka_batch(records: &[(&str, Vec<u8>)]) -> Value {
         })
         .collect();
     kafka_batch_event(records.iter().zip(0..))
+}
+
+const DETECTORS: &[&str] = &["ITS", "MCH", "MFT", "MID", "TOF", "TPC", "TRD"];
+
+/// `count` legacy notifications, run after run: enter RUNNING, the active runs list
+/// (`active_envs` environments in it: the run's own, then the batch's next runs, so
+/// the batch names no more runs than it has), leave RUNNING, enter CONFIGURED.
+pub fn legacy_records(count: usize, active_envs: usize) -> Vec<(&'static str, Vec<u8>)> {
+    let runs = count.div_ceil(4).max(1) as u64;
+    (0..count)
+        .map(|i| {
+            let run = 560_000 + (i / 4) as u64;
+            let at = T0 + i as u64 * 1_000;
+            let running = env_info(Some(run), "RUNNING", DETECTORS, at);
+            match i % 4 {
+                0 => ("aliecs.env_state.RUNNING", notification(&running, at)),
+                1 => {
+                    let others = (1..active_envs as u64).map(|n| {
+                        let other = 560_000 + (run - 560_000 + n) % runs;
+                        env_info(Some(other), "RUNNING", DETECTORS, at)
+                    });
+                    let envs: Vec<Vec<u8>> = std::iter::once(running).chain(others).collect();
+                    ("aliecs.env_list.RUNNING", active_runs(&envs, at))
+                }
+                2 => ("aliecs.env_leave_state.RUNNING", notification(&running, at)),
+                _ => (
+                    "aliecs.env_state.CONFIGURED",
+                    notification(&env_info(None, "CONFIGURED", DETECTORS, at), at),
+                ),
+            }
+        })
+        .collect()
 }

@@ -15,7 +15,7 @@ use spigot_common::gitlab::GitlabClient;
 use spigot_common::search::{SearchAuth, SearchClient};
 use spigot_common::secrets::Secret;
 use spigot_local::aws_emulator::MotoServer;
-use spigot_local::gitlab::{check_indexed, SandboxGitlab, TraceShape};
+use spigot_local::gitlab::{check_indexed, SandboxGitlab, SandboxJob, TraceShape};
 use spigot_local::resources::LocalResources;
 use spigot_local::search_proxy::SearchProxy;
 use spigot_local::search_server::SearchServer;
@@ -154,6 +154,56 @@ impl GitlabWorld {
 
     pub async fn archived(&self, key: &str) -> Vec<u8> {
         crate::s3_object(&self.s3, &self.archive_bucket, key).await
+    }
+
+    /// A finished job `job_id` of project 9 whose trace is `bytes` long, ingested whole
+    /// by the release `gitlab_ingest` binary from one SQS message: its peak memory and
+    /// time, and the trace's line count. `Err` unless the message succeeded. The search
+    /// side is whatever the proxy is set to (the benchmarks sink it: the in-memory
+    /// search server cannot hold a million documents, and its memory is not the
+    /// function's).
+    pub async fn ingest_whole_job(
+        &self,
+        job_id: u64,
+        bytes: u64,
+    ) -> Result<(crate::peak::Measured, u64), String> {
+        let shape = TraceShape {
+            bytes,
+            seed: job_id,
+            ..TraceShape::default()
+        };
+        let lines = shape.count_lines();
+        self.gitlab
+            .add_job(SandboxJob::finished(9, job_id, "bench", "success", shape));
+        let mut env = crate::moto_env(&self.moto);
+        env.extend([
+            ("GITLAB_URL", self.gitlab.url()),
+            ("GITLAB_TOKEN", TOKEN.to_owned()),
+            ("GITLAB_WEBHOOK_SECRET", HOOK_SECRET.to_owned()),
+            ("INGEST_QUEUE_URL", self.queue_url.clone()),
+            ("SEARCH_URL", self.proxy.url()),
+            ("ARCHIVE_BUCKET", self.archive_bucket.clone()),
+            ("RUST_LOG", "warn".to_owned()),
+        ]);
+        let event = json!({"Records": [{
+            "messageId": format!("whole-job-{job_id}"),
+            "receiptHandle": "whole-job",
+            "body": json!({"version": 1, "project_id": 9, "job_id": job_id, "source": "bench",
+                           "received_at": "2026-11-22T10:00:00Z"}).to_string(),
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "eventSource": "aws:sqs",
+        }]});
+        // Lambda's longest timeout, the template's for gitlab_ingest.
+        let timeout = std::time::Duration::from_secs(900);
+        let measured =
+            crate::peak::run_release_binary("gitlab_ingest", env, &[event], timeout).await?;
+        match measured.outcomes.first().and_then(crate::peak::answer_json) {
+            Some(answer) if answer == json!({"batchItemFailures": []}) => Ok((measured, lines)),
+            _ => Err(format!(
+                "the ingest did not succeed: {:?}",
+                measured.outcomes
+            )),
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod aliecs;
 pub mod gitlab;
 pub mod logs;
+pub mod peak;
 pub mod port;
 
 use std::collections::HashMap;
@@ -161,11 +162,8 @@ impl Spigot {
     /// emulator, the sandbox Jenkins and the resources (see template.yaml).
     pub fn function_env(&self, webhook_secret: &str) -> Vec<(&'static str, String)> {
         let resources = &self.resources;
-        vec![
-            ("AWS_ENDPOINT_URL", self.moto.endpoint().to_owned()),
-            ("AWS_REGION", spigot_local::aws_emulator::REGION.to_owned()),
-            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        let mut env = moto_env(&self.moto);
+        env.extend([
             ("TARGET_URL", self.jenkins.url()),
             ("SPIGOT_QUEUE_URL", resources.queue_url.clone()),
             ("SPIGOT_DLQ_URL", resources.dlq_url.clone()),
@@ -173,7 +171,8 @@ impl Spigot {
             ("REST_API_ID", resources.rest_api_id.clone()),
             ("STAGE_NAME", resources.stage_name.clone()),
             ("GITHUB_WEBHOOK_SECRETS", webhook_secret.to_owned()),
-        ]
+        ]);
+        env
     }
 
     pub fn buffer(&self) -> &WebhookBuffer {
@@ -240,6 +239,16 @@ impl Spigot {
             .filter_map(|o| o.key().map(str::to_string))
             .collect()
     }
+}
+
+/// What a function binary needs to reach `moto` as its AWS.
+pub fn moto_env(moto: &MotoServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", moto.endpoint().to_owned()),
+        ("AWS_REGION", spigot_local::aws_emulator::REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+    ]
 }
 
 /// Receives up to `max` messages of `queue_url` as the SQS event Lambda would pass,

@@ -127,6 +127,20 @@ impl PortWorld {
         }
     }
 
+    /// The environment port_runner's and log_tailer's binaries share, pointed at this
+    /// world (each adds its own: `ROUTES`, `ARCHIVE_BUCKET`, ...).
+    pub fn function_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = crate::moto_env(&self.moto);
+        env.extend([
+            ("PORT_API_URL", self.port.url()),
+            ("PORT_CLIENT_ID", CLIENT_ID.to_owned()),
+            ("PORT_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
+            ("TAIL_QUEUE_URL", self.tail_queue_url.clone()),
+            ("STATE_BUCKET", self.state_bucket.clone()),
+        ]);
+        env
+    }
+
     /// Routes `action` to `job`, which the sandbox Jenkins gets.
     pub fn add_route(&mut self, action: &str, job: SandboxJob) {
         let routes = json!({
@@ -137,6 +151,17 @@ impl PortWorld {
             .expect("the added route parses");
         self.jenkins.add_job(job);
         self.runner.routes.routes.append(&mut parsed.routes);
+    }
+
+    /// Routes `action` to a job whose build has written all of `lines` when it starts:
+    /// its first read is the whole log in one answer.
+    pub fn add_written_job(&mut self, action: &str, job: &str, lines: Vec<String>) {
+        let script = BuildScript {
+            lines,
+            line_interval: Duration::ZERO,
+            result: "SUCCESS".into(),
+        };
+        self.add_route(action, SandboxJob::new(job, &["PORT_RUN_ID"], script));
     }
 
     /// A user clicks `action`: Port creates the run and writes the legacy envelope to
@@ -318,6 +343,22 @@ pub fn example_inputs(service: &str) -> Value {
         "environment": "dev",
         "changeReason": "JIRA-42 hotfix",
     })
+}
+
+/// `count` numbered lines of about 100 bytes, from `first`.
+pub fn numbered_lines(first: usize, count: usize) -> Vec<String> {
+    (first..first + count)
+        .map(|i| format!("{i:07} {}", "compiling".repeat(10)))
+        .collect()
+}
+
+/// The largest console log the tests hand log_tailer in one answer: about 30 MiB of
+/// numbered lines around one line of 20 MiB, ~50 MiB in all (300,001 lines).
+pub fn big_log_lines() -> Vec<String> {
+    let mut lines = numbered_lines(0, 150_000);
+    lines.push("z".repeat(20 * 1024 * 1024));
+    lines.extend(numbered_lines(150_000, 150_000));
+    lines
 }
 
 /// The console log's lines as Port should show them (CRLF, ANSI, redraws cleaned).

@@ -20,7 +20,7 @@ use spigot_local::runtime_api::{Outcome, RuntimeApi};
 use spigot_local::stack::{EXAMPLE_ACTION, EXAMPLE_JOB};
 use spigot_tests::aliecs::AliecsWorld;
 use spigot_tests::gitlab::GitlabWorld;
-use spigot_tests::port::{self, PortWorld};
+use spigot_tests::port::PortWorld;
 use spigot_tests::{fixture, Options, Spigot};
 use tokio::process::Command;
 
@@ -161,16 +161,6 @@ fn check_emitted_metrics(function: &str, printed: &str) {
     );
 }
 
-/// What every function needs to reach moto.
-fn aws_env(moto: &spigot_local::aws_emulator::MotoServer) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL", moto.endpoint().to_owned()),
-        ("AWS_REGION", spigot_local::aws_emulator::REGION.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-    ]
-}
-
 #[tokio::test]
 async fn process_webhooks_binary_answers_every_fixture() {
     let spigot = Spigot::start(Options {
@@ -243,7 +233,7 @@ async fn gitlab_ingest_binary_answers_every_fixture() {
     let world = GitlabWorld::start().await;
     let job = SandboxJob::finished(42, 7001, "build", "success", TraceShape::default());
     world.gitlab.add_job(job);
-    let mut env = aws_env(&world.moto);
+    let mut env = spigot_tests::moto_env(&world.moto);
     env.extend([
         ("GITLAB_URL", world.gitlab.url()),
         ("GITLAB_TOKEN", spigot_tests::gitlab::TOKEN.to_owned()),
@@ -311,14 +301,7 @@ async fn port_runner_and_log_tailer_binaries_run_the_fixtures_to_the_end() {
     for run_id in runs {
         world.port.create_run(run_id, EXAMPLE_ACTION);
     }
-    let mut env = aws_env(&world.moto);
-    env.extend([
-        ("PORT_API_URL", world.port.url()),
-        ("PORT_CLIENT_ID", port::CLIENT_ID.to_owned()),
-        ("PORT_CLIENT_SECRET", port::CLIENT_SECRET.to_owned()),
-        ("TAIL_QUEUE_URL", world.tail_queue_url.clone()),
-        ("STATE_BUCKET", world.state_bucket.clone()),
-    ]);
+    let mut env = world.function_env();
     let mut runner_env = env.clone();
     runner_env.push((
         "ROUTES",

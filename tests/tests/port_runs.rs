@@ -17,9 +17,9 @@ use spigot_local::jenkins::{BuildScript, SandboxJob};
 use spigot_local::port::{RateLimitReset, SandboxRun};
 use spigot_local::stack::{EXAMPLE_ACTION, EXAMPLE_JOB};
 use spigot_tests::port::{
-    checkpoint, cleaned_lines, envelope, example_inputs, tailed_messages, PortWorld, FLAKY_ACTION,
-    FLAKY_JOB, LONG_ACTION, LONG_JOB, LONG_LINES, MISSING_ACTION, QUEUED_ACTION, QUEUED_JOB,
-    STUCK_ACTION, STUCK_JOB,
+    big_log_lines, checkpoint, cleaned_lines, envelope, example_inputs, numbered_lines,
+    tailed_messages, PortWorld, FLAKY_ACTION, FLAKY_JOB, LONG_ACTION, LONG_JOB, LONG_LINES,
+    MISSING_ACTION, QUEUED_ACTION, QUEUED_JOB, STUCK_ACTION, STUCK_JOB,
 };
 
 /// The lines log_tailer posted, in order, one entry per line.
@@ -660,35 +660,12 @@ async fn a_queue_item_gone_before_the_tail_looks_is_found_again_by_its_run_id() 
     );
 }
 
-/// `count` numbered lines of about 100 bytes, from `first`.
-fn numbered_lines(first: usize, count: usize) -> Vec<String> {
-    (first..first + count)
-        .map(|i| format!("{i:07} {}", "compiling".repeat(10)))
-        .collect()
-}
-
-/// Routes `action` to a job whose build has written all of `lines` when it starts: its
-/// first read is the whole log in one answer.
-fn add_written_job(world: &mut PortWorld, action: &str, job: &str, lines: Vec<String>) {
-    let script = BuildScript {
-        lines,
-        line_interval: Duration::ZERO,
-        result: "SUCCESS".into(),
-    };
-    world.add_route(action, SandboxJob::new(job, &["PORT_RUN_ID"], script));
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_log_far_larger_than_a_post_is_read_in_bounded_pieces_and_reaches_port_whole() {
     let mut world = PortWorld::start().await;
     let flush = 64 * 1024;
     world.tailer.flush_bytes = flush;
-    // About 30 MiB of lines around one line of 20 MiB: a ~50 MiB answer.
-    let long_line = "z".repeat(20 * 1024 * 1024);
-    let mut lines = numbered_lines(0, 150_000);
-    lines.push(long_line);
-    lines.extend(numbered_lines(150_000, 150_000));
-    add_written_job(&mut world, "big_log", "big/log", lines);
+    world.add_written_job("big_log", "big/log", big_log_lines());
     let run_id = "r_big_log";
     let summary = world
         .run_port_runner(&world.click(run_id, "big_log", json!({})))
@@ -737,12 +714,7 @@ async fn a_log_far_larger_than_a_post_is_read_in_bounded_pieces_and_reaches_port
 async fn a_crash_in_a_long_answer_repeats_one_post_and_later_reads_resume_from_the_same_start() {
     let mut world = PortWorld::start().await;
     world.tailer.flush_bytes = 64 * 1024;
-    add_written_job(
-        &mut world,
-        "long_answer",
-        "big/answer",
-        numbered_lines(0, 20_000),
-    );
+    world.add_written_job("long_answer", "big/answer", numbered_lines(0, 20_000));
     let run_id = "r_long_answer";
     world
         .run_port_runner(&world.click(run_id, "long_answer", json!({})))
