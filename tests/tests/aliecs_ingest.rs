@@ -3,7 +3,7 @@
 //! message and one run record; bad records are counted and skipped; the end-of-run
 //! build request goes once into the spigot queue and the drain takes it to Jenkins.
 
-use aliecs_ingest::wire::{cat, env_info, int, len, notification, run_event, ENV, T0};
+use aliecs_ingest::wire::{active_runs, cat, env_info, int, len, notification, run_event, ENV, T0};
 use serde_json::json;
 use spigot_tests::aliecs::{kafka_batch, AliecsWorld};
 
@@ -338,4 +338,47 @@ async fn a_claim_left_by_a_crash_is_claimed_again_after_its_deadline() {
         .unwrap();
     assert_eq!(late.eor_builds_queued, 1, "{late:?}");
     assert_eq!(world.spigot.depth().await.total(), 1);
+}
+
+/// Open file descriptors of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
+}
+
+/// One active-runs list naming 1,500 runs (more than Lambda's 1,024 file descriptors):
+/// every run gets its record, with a bounded number of connections open at once. Found
+/// by the memory benchmark, whose first load failed its batch with "Too many open files".
+#[tokio::test]
+async fn an_active_runs_list_of_thousands_of_runs_is_recorded_with_few_connections() {
+    const RUNS: u64 = 1_500;
+    let world = AliecsWorld::start(PREFIX).await;
+    let envs: Vec<Vec<u8>> = (0..RUNS)
+        .map(|n| env_info(Some(570_000 + n), "RUNNING", DETECTORS, T0))
+        .collect();
+    let batch = kafka_batch(&[("aliecs.env_list.RUNNING", active_runs(&envs, T0))]);
+    let before = open_fds();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(before));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(open_fds(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let summary = world.handle(&batch).await;
+    sampler.abort();
+    assert_eq!(summary.records, 1);
+    assert_eq!(summary.runs_updated, RUNS);
+    for run in [570_000, 570_000 + RUNS / 2, 570_000 + RUNS - 1] {
+        assert_eq!(world.run_record(run).await["run_number"], run, "run {run}");
+    }
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    // The merges' connections, the search client's pool and the sampler's own reads.
+    let bound = before + 4 * aliecs_ingest::store::MERGES_IN_FLIGHT;
+    assert!(
+        peak <= bound,
+        "{peak} descriptors open at once (before: {before}, bound {bound})"
+    );
 }

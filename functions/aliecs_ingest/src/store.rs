@@ -18,6 +18,10 @@ use crate::runs::RunRecord;
 
 /// Tries of one run's read-merge-write against concurrent writers.
 const MERGE_ATTEMPTS: u32 = 8;
+/// Run records merged at once. Each merge holds a connection to the search cluster, and
+/// one active-runs list can name thousands of runs: unbounded, a batch ran out of file
+/// descriptors (Lambda allows 1,024) and failed whole.
+pub const MERGES_IN_FLIGHT: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -99,8 +103,11 @@ impl RunStore<'_> {
     /// Merges every run's record of the batch into the stored one.
     pub async fn apply(&self, batch: BTreeMap<u32, RunRecord>) -> Result<RunsApplied, StoreError> {
         let mut applied = RunsApplied::default();
+        use futures::StreamExt;
         let results: Vec<Result<(bool, bool), StoreError>> =
-            futures::future::join_all(batch.iter().map(|(run, record)| self.merge(*run, record)))
+            futures::stream::iter(batch.iter().map(|(run, record)| self.merge(*run, record)))
+                .buffer_unordered(MERGES_IN_FLIGHT)
+                .collect()
                 .await;
         for result in results {
             let (changed, queued) = result?;
