@@ -17,6 +17,12 @@ VENV_STAMP := $(VENV)/.installed-requirements-dev
 # Lambda function binaries (one crate each under functions/).
 FUNCTIONS := process_webhooks send_from_queue gitlab_ingest port_runner log_tailer aliecs_ingest
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
+# Where cargo-lambda (and so `sam build`) leaves the arm64 release binaries:
+# <function>/bootstrap.
+ARM64_RELEASE_DIR = $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/lambda
+# Debian's arm64 libc (libc6-arm64-cross), for qemu-user to run arm64 binaries with.
+ARM64_SYSROOT := /usr/aarch64-linux-gnu
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 # AWS tooling runs offline here: dummy credentials, a fixed region, no telemetry.
 AWS_OFFLINE := AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
@@ -27,10 +33,10 @@ ifneq ($(filter true 1,$(CI)),)
 export NEXTEST_PROFILE ?= ci
 endif
 
-.PHONY: help venv targets demo up down lint lint-template lint-rust test bench fuzz fuzz-ci build deploy clean distclean
+.PHONY: help venv targets arm64-tools demo up down lint lint-template lint-rust test test-arm64 bench fuzz fuzz-ci build sam-build deploy clean distclean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) \
 	  | awk 'BEGIN {FS = ":.*## "} {printf "  make %-14s %s\n", $$1, $$2}'
 
 # ------------------------------------------------------------------ setup
@@ -48,6 +54,15 @@ $(VENV_STAMP): requirements-dev.txt
 
 targets: ## add the Rust target Lambda arm64 builds need
 	rustup target add $(LAMBDA_TARGET)
+
+# qemu-user runs arm64 binaries here; the cross gcc links the arm64 test binaries.
+arm64-tools: targets ## qemu-user, Debian's arm64 libc and gcc (apt-get, when missing)
+	@if ! command -v qemu-aarch64 >/dev/null || ! command -v aarch64-linux-gnu-gcc >/dev/null \
+	    || [ ! -e $(ARM64_SYSROOT)/lib/ld-linux-aarch64.so.1 ]; then \
+	  echo "==> apt-get install qemu-user libc6-arm64-cross gcc-aarch64-linux-gnu"; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) apt-get install -y -q qemu-user libc6-arm64-cross gcc-aarch64-linux-gnu; \
+	fi
 
 # ------------------------------------------------------------------ run
 
@@ -84,6 +99,14 @@ test: venv lint ## lint, then every test (the tests start moto from .venv themse
 	@echo "==> cargo nextest ($${NEXTEST_PROFILE:-default} profile)"
 	SPIGOT_VENV=$(CURDIR)/$(VENV) cargo nextest run --workspace --no-fail-fast
 
+# What a deploy runs on, run here under qemu-user: the smoke tests with the arm64 release
+# binaries `sam build` packed (built once, by sam-build).
+test-arm64: sam-build arm64-tools ## the smoke tests with the arm64 release binaries, under qemu-user
+	@echo "==> smoke tests with the arm64 release binaries under qemu-aarch64"
+	SPIGOT_VENV=$(CURDIR)/$(VENV) SPIGOT_FUNCTION_BINARIES=$(ARM64_RELEASE_DIR) \
+	  SPIGOT_FUNCTION_RUNNER=qemu-aarch64 QEMU_LD_PREFIX=$(ARM64_SYSROOT) \
+	  cargo nextest run -p spigot-tests --test lambda_smoke --no-fail-fast
+
 bench: venv targets ## benchmarks: prints a table, never fails the build on a missed target
 	SPIGOT_VENV=$(CURDIR)/$(VENV) PATH="$(VENV_BIN):$$PATH" scripts/bench.sh
 
@@ -101,6 +124,13 @@ build: venv targets ## release arm64 Lambda zips: target/lambda/<function>/boots
 	PATH="$(VENV_BIN):$$PATH" cargo lambda build --release --arm64 --output-format zip \
 	  $(addprefix -p ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do ls -l "$${CARGO_TARGET_DIR:-target}/lambda/$$f/bootstrap.zip"; done
+
+# The build of `make deploy` (scripts/deploy.sh: `sam build` with .venv first on PATH; the
+# template's BuildMethod rust-cargolambda runs cargo-lambda + zig for arm64), offline,
+# then a check that every function's bootstrap is an arm64 ELF, the one tests run.
+sam-build: venv targets ## what a deploy builds (sam build), checked: every bootstrap an arm64 ELF
+	PATH="$(VENV_BIN):$$PATH" $(AWS_OFFLINE) sam build
+	$(VENV_BIN)/python scripts/check-arm64-artefacts.py --same-as $(ARM64_RELEASE_DIR)
 
 deploy: venv targets ## sam build && sam deploy --guided, keeping spigot_state as it was (needs AWS credentials)
 	PATH="$(VENV_BIN):$$PATH" scripts/deploy.sh
