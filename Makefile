@@ -105,7 +105,7 @@ test-arm64: sam-build arm64-tools ## the smoke tests with the arm64 release bina
 	@echo "==> smoke tests with the arm64 release binaries under qemu-aarch64"
 	SPIGOT_VENV=$(CURDIR)/$(VENV) SPIGOT_FUNCTION_BINARIES=$(ARM64_RELEASE_DIR) \
 	  SPIGOT_FUNCTION_RUNNER=qemu-aarch64 QEMU_LD_PREFIX=$(ARM64_SYSROOT) \
-	  cargo nextest run -p spigot-tests --test lambda_smoke --no-fail-fast
+	  cargo nextest run --workspace --test lambda_smoke --no-fail-fast
 
 bench: venv targets ## benchmarks: prints a table, never fails the build on a missed target
 	SPIGOT_VENV=$(CURDIR)/$(VENV) PATH="$(VENV_BIN):$$PATH" scripts/bench.sh
