@@ -23,6 +23,16 @@ ARM64_RELEASE_DIR = $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/lambda
 # Debian's arm64 libc (libc6-arm64-cross), for qemu-user to run arm64 binaries with.
 ARM64_SYSROOT := /usr/aarch64-linux-gnu
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# How cargo links and runs arm64 test binaries: here only, not in a .cargo/config that
+# native builds would read too.
+ARM64_CARGO_ENV := CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L $(ARM64_SYSROOT)"
+ARM64_UNIT_CRATES := spigot-common aliecs_ingest
+# These two at opt-level 3 as in the release profile (their code as Lambda runs it, and
+# the line parser's hostile-log test takes minutes under qemu unoptimised); their
+# dependencies stay in the test profile. A --release test build would share nothing with
+# cargo-lambda's: tests need panic=unwind, so every dependency is built again.
+ARM64_UNIT_OPT := $(foreach crate,$(ARM64_UNIT_CRATES),--config 'profile.test.package.$(crate).opt-level=3')
 
 # AWS tooling runs offline here: dummy credentials, a fixed region, no telemetry.
 AWS_OFFLINE := AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
@@ -100,12 +110,17 @@ test: venv lint ## lint, then every test (the tests start moto from .venv themse
 	SPIGOT_VENV=$(CURDIR)/$(VENV) cargo nextest run --workspace --no-fail-fast
 
 # What a deploy runs on, run here under qemu-user: the smoke tests with the arm64 release
-# binaries `sam build` packed (built once, by sam-build).
-test-arm64: sam-build arm64-tools ## the smoke tests with the arm64 release binaries, under qemu-user
+# binaries `sam build` packed (built once, by sam-build), then the unit tests of the crates
+# whose code paths differ by architecture (SIMD base64 and memchr in the log-line parser
+# and the Kafka reader, XXH3 document ids in aliecs_ingest) built for arm64.
+test-arm64: sam-build arm64-tools ## the smoke tests with the arm64 release binaries, then arm64 unit tests, under qemu-user
 	@echo "==> smoke tests with the arm64 release binaries under qemu-aarch64"
 	SPIGOT_VENV=$(CURDIR)/$(VENV) SPIGOT_FUNCTION_BINARIES=$(ARM64_RELEASE_DIR) \
 	  SPIGOT_FUNCTION_RUNNER=qemu-aarch64 QEMU_LD_PREFIX=$(ARM64_SYSROOT) \
 	  cargo nextest run --workspace --test lambda_smoke --no-fail-fast
+	@echo "==> unit tests of $(ARM64_UNIT_CRATES) built for $(LAMBDA_TARGET), under qemu-aarch64"
+	$(ARM64_CARGO_ENV) cargo nextest run --target $(LAMBDA_TARGET) $(addprefix -p ,$(ARM64_UNIT_CRATES)) \
+	  $(ARM64_UNIT_OPT) --no-fail-fast --no-tests=fail
 
 bench: venv targets ## benchmarks: prints a table, never fails the build on a missed target
 	SPIGOT_VENV=$(CURDIR)/$(VENV) PATH="$(VENV_BIN):$$PATH" scripts/bench.sh
