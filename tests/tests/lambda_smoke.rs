@@ -2,14 +2,15 @@
 //! every sample event in events/ with a response of the right shape. This is the binary
 //! Lambda runs (main.rs wiring, config from the environment), not the handler alone.
 //!
-//! The binaries come from `cargo build --workspace --bins` (`make test` runs it first).
+//! The binaries come from `cargo build --workspace --bins` (`make test` runs it first);
+//! `make test-arm64` runs these tests again with the arm64 release binaries under
+//! qemu-user (`SPIGOT_FUNCTION_BINARIES`, `SPIGOT_FUNCTION_RUNNER`).
 //!
 //! What a binary prints on stdout is read back too: its Embedded Metric Format records
 //! must name only its function's metrics of `telemetry::catalogue`, all of them, in
 //! spigot's namespace with the `Function` dimension (the dashboard shows only those).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -29,8 +30,10 @@ const EVENTS_SECRET: &str = "spigot-test-secret";
 /// The GitLab webhook secret of the sample events.
 const GITLAB_EVENTS_SECRET: &str = "spigot-gitlab-test-secret";
 
-fn binary(name: &str) -> PathBuf {
-    spigot_local::functions::debug_binary(name).unwrap()
+/// The function's binary, started the way the local stack starts it.
+fn function_command(name: &str) -> Command {
+    let binary = spigot_local::functions::function_binary(name).unwrap();
+    spigot_local::functions::function_command(&binary)
 }
 
 /// Invokes `function` once per event; returns each answer's JSON.
@@ -61,9 +64,8 @@ async fn invoke_events(
         .await
         .expect("Runtime API starts");
     let stdout = StdoutFile::new(function);
-    let mut command = Command::new(binary(function));
+    let mut command = function_command(function);
     command
-        .env_clear()
         .envs(env)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -258,8 +260,7 @@ async fn gitlab_ingest_binary_answers_every_fixture() {
         .collect();
     let refused = tokio::time::timeout(
         Duration::from_secs(30),
-        Command::new(binary("gitlab_ingest"))
-            .env_clear()
+        function_command("gitlab_ingest")
             .envs(unsigned_env)
             .output(),
     )

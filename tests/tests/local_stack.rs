@@ -41,7 +41,7 @@ async fn probe_functions() -> Arc<Functions> {
         env: vec![],
     };
     Arc::new(
-        Functions::start(vec![setup], &Runtime::debug_binaries(), false)
+        Functions::start(vec![setup], &Runtime::function_binaries(), false)
             .await
             .expect("probe_lambda starts (cargo build --workspace --bins)"),
     )

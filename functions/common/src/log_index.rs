@@ -351,6 +351,14 @@ mod tests {
         assert_eq!(s.document_id(1), source().document_id(1));
         assert_ne!(s.document_id(1), s.document_id(2));
         assert_eq!(s.document_id(1).len(), 32);
+        // Pinned to Python's hashlib (sha256(b"gitlab:5:77:1").hexdigest()[:32]): an id
+        // that changed between releases or architectures (sha2 takes the CPU's SHA
+        // instructions where it finds them) would index a re-ingested job's lines twice.
+        assert_eq!(s.document_id(1), "bdc7d3d7dfaf9a32dea9b2533dae8645");
+        assert_eq!(
+            s.document_id(123_456_789),
+            "b3e268b6cfc4cde7d2d79e3377b328ad"
+        );
         assert_eq!(
             index_name("ci-logs", "2026-11-22T23:59:59.000Z"),
             "ci-logs-2026.11.22"

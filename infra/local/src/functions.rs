@@ -4,13 +4,15 @@
 //! Two runtimes:
 //! - [`Runtime::Binaries`]: the binaries `cargo build` made, each behind our Runtime API
 //!   emulator ([`crate::runtime_api`]), restarted when one exits. Tests and the demo use
-//!   it: nothing compiles at run time.
+//!   it: nothing compiles at run time. `SPIGOT_FUNCTION_BINARIES` and
+//!   `SPIGOT_FUNCTION_RUNNER` run other builds, e.g. the arm64 release under qemu-user
+//!   (`make test-arm64`).
 //! - [`Runtime::CargoLambdaWatch`]: `cargo lambda watch` (the cargo-lambda wheel in the
 //!   venv) builds each function on its first invocation and rebuilds it when the code
 //!   changes: the loop for working on a function with `make up`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,10 +43,58 @@ pub enum Runtime {
 }
 
 impl Runtime {
-    /// The binaries of `cargo build` (`target/debug`).
-    pub fn debug_binaries() -> Runtime {
-        Runtime::Binaries(debug_bin_dir())
+    /// The function binaries of [`function_bin_dir`].
+    pub fn function_binaries() -> Runtime {
+        Runtime::Binaries(function_bin_dir())
     }
+}
+
+/// Where the function binaries to run are: `SPIGOT_FUNCTION_BINARIES` (e.g.
+/// `target/lambda`, cargo-lambda's arm64 builds that `sam build` packs), else
+/// [`debug_bin_dir`].
+pub fn function_bin_dir() -> PathBuf {
+    match std::env::var_os("SPIGOT_FUNCTION_BINARIES") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => debug_bin_dir(),
+    }
+}
+
+/// A function binary of [`function_bin_dir`], or an error saying to build it.
+pub fn function_binary(name: &str) -> anyhow::Result<PathBuf> {
+    binary_in(&function_bin_dir(), name)
+}
+
+/// `dir/name` (cargo's layout), or `dir/name/bootstrap` (cargo-lambda's `target/lambda`).
+fn binary_in(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name);
+    if path.is_dir() {
+        return existing_binary(path.join("bootstrap"));
+    }
+    existing_binary(path)
+}
+
+/// A command that starts a function binary with an empty environment (Lambda gives a
+/// function only its own): directly, or through `SPIGOT_FUNCTION_RUNNER` (e.g.
+/// `qemu-aarch64` for arm64 binaries), which keeps our `QEMU_*` settings such as
+/// `QEMU_LD_PREFIX`.
+pub fn function_command(binary: &Path) -> Command {
+    let runner = std::env::var_os("SPIGOT_FUNCTION_RUNNER").filter(|r| !r.is_empty());
+    let mut command = match &runner {
+        Some(runner) => {
+            let mut command = Command::new(runner);
+            command.arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    };
+    command.env_clear();
+    if runner.is_some() {
+        command.envs(
+            std::env::vars_os()
+                .filter(|(name, _)| name.to_str().is_some_and(|name| name.starts_with("QEMU_"))),
+        );
+    }
+    command
 }
 
 /// Where `cargo build` puts the workspace's binaries.
@@ -54,10 +104,14 @@ pub fn debug_bin_dir() -> PathBuf {
 
 /// A binary `cargo build --workspace --bins` made, or an error saying to build it.
 pub fn debug_binary(name: &str) -> anyhow::Result<PathBuf> {
-    let path = debug_bin_dir().join(name);
+    existing_binary(debug_bin_dir().join(name))
+}
+
+fn existing_binary(path: PathBuf) -> anyhow::Result<PathBuf> {
     if !path.is_file() {
         bail!(
-            "{} is missing: run `cargo build --workspace --bins` first",
+            "{} is missing: run `cargo build --workspace --bins` first \
+             (`make sam-build` for the arm64 ones)",
             path.display()
         );
     }
@@ -98,13 +152,7 @@ impl Functions {
             Runtime::Binaries(dir) => {
                 let mut functions = HashMap::new();
                 for setup in setups {
-                    let binary = dir.join(&setup.spec.binary);
-                    if !binary.is_file() {
-                        bail!(
-                            "{} is missing: run `cargo build --workspace --bins` first",
-                            binary.display()
-                        );
-                    }
+                    let binary = binary_in(dir, &setup.spec.binary)?;
                     let supervised = Supervised::start(binary, setup, echo_logs).await?;
                     functions.insert(supervised.name.clone(), supervised);
                 }
@@ -218,10 +266,8 @@ fn spawn_function(
     echo_logs: bool,
     name: &str,
 ) -> anyhow::Result<ManagedChild> {
-    let mut command = Command::new(binary);
+    let mut command = function_command(binary);
     command
-        // Lambda gives a function only its own environment.
-        .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .envs(api.function_env())
         .stdin(Stdio::null())

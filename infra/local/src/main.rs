@@ -148,7 +148,7 @@ async fn up(stack_name: &str, args: UpArgs) -> anyhow::Result<()> {
                 port: args.watch_port,
                 reload: true,
             },
-            RuntimeArg::Binaries => Runtime::debug_binaries(),
+            RuntimeArg::Binaries => Runtime::function_binaries(),
         },
         front_door_port: args.port,
         jenkins_port: args.jenkins_port,

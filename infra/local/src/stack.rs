@@ -75,7 +75,7 @@ impl Default for StackOptions {
     fn default() -> Self {
         StackOptions {
             stack_name: "spigot".into(),
-            runtime: Runtime::debug_binaries(),
+            runtime: Runtime::function_binaries(),
             front_door_port: 0,
             jenkins_port: 0,
             search_port: 0,
