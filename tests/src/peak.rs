@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use spigot_local::runtime_api::{FunctionProcess, Outcome, RuntimeApi};
-use tokio::process::Command;
 
 /// One process's invocations: their answers, their time and its peak memory.
 #[derive(Debug)]
@@ -86,16 +85,16 @@ pub async fn run_release_binary(
     })
 }
 
-/// Starts `binary` behind `api` with only `env` (no AWS profile or RUST_LOG from the
-/// caller's shell) and what Lambda sets, its output discarded.
+/// Starts `binary` behind `api` as the local stack starts a function (only `env`, no
+/// AWS profile or RUST_LOG from the caller's shell, and what Lambda sets), its output
+/// discarded.
 pub fn spawn_quiet(
     api: &RuntimeApi,
     binary: &Path,
     env: impl IntoIterator<Item = (&'static str, String)>,
 ) -> Result<FunctionProcess, String> {
-    let mut command = Command::new(binary);
+    let mut command = spigot_local::functions::function_command(binary);
     command
-        .env_clear()
         .envs(env)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

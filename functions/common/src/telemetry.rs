@@ -56,17 +56,21 @@ pub struct Metric {
     pub unit: Unit,
 }
 
-const fn count(function: &'static str, name: &'static str) -> Metric {
+const fn metric(function: &'static str, name: &'static str, unit: Unit) -> Metric {
     Metric {
         function,
         name,
-        unit: Unit::Count,
+        unit,
     }
+}
+
+const fn count(function: &'static str, name: &'static str) -> Metric {
+    metric(function, name, Unit::Count)
 }
 
 /// Every metric spigot emits, by function.
 pub mod catalogue {
-    use super::{count, Metric, Unit};
+    use super::{count, metric, Metric, Unit};
 
     pub mod process_webhooks {
         use super::*;
@@ -90,11 +94,7 @@ pub mod catalogue {
         use super::*;
         const F: &str = "send_from_queue";
         /// The spigot's state as the drain found it: 0 OFF, 1 DRAINING, 2 ON.
-        pub const SPIGOT_STATE: Metric = Metric {
-            function: F,
-            name: "SpigotState",
-            unit: Unit::None,
-        };
+        pub const SPIGOT_STATE: Metric = metric(F, "SpigotState", Unit::None);
         pub const DELIVERED: Metric = count(F, "Delivered");
         /// Messages moved to the DLQ.
         pub const POISONED: Metric = count(F, "Poisoned");
@@ -113,11 +113,7 @@ pub mod catalogue {
         /// Search documents written: one per log line.
         pub const LINES_INDEXED: Metric = count(F, "LinesIndexed");
         /// Raw log bytes archived in S3.
-        pub const BYTES_ARCHIVED: Metric = Metric {
-            function: F,
-            name: "BytesArchived",
-            unit: Unit::Bytes,
-        };
+        pub const BYTES_ARCHIVED: Metric = metric(F, "BytesArchived", Unit::Bytes);
     }
 
     pub mod port_runner {
@@ -147,11 +143,7 @@ pub mod catalogue {
         pub const LOG_POSTS: Metric = count(F, "LogPosts");
         /// The longest a post's lines took from Jenkins' answer to Port's acceptance, in
         /// an invocation that posted (a line also waits up to PollIntervalMs to be read).
-        pub const LOG_LATENCY_MAX: Metric = Metric {
-            function: F,
-            name: "LogLatencyMax",
-            unit: Unit::Milliseconds,
-        };
+        pub const LOG_LATENCY_MAX: Metric = metric(F, "LogLatencyMax", Unit::Milliseconds);
     }
 
     pub mod aliecs_ingest {

@@ -64,7 +64,11 @@ pub fn function_binary(name: &str) -> anyhow::Result<PathBuf> {
     binary_in(&function_bin_dir(), name)
 }
 
-/// `dir/name` (cargo's layout), or `dir/name/bootstrap` (cargo-lambda's `target/lambda`).
+/// `dir/name` (cargo's layout), or `dir/name/bootstrap`: cargo-lambda's `target/lambda`
+/// layout, one directory per binary holding its `bootstrap` (cargo-lambda's README,
+/// "the resulting binaries will be placed in the target/lambda directory"; the name
+/// Lambda's `provided.al2023` runtime runs, AWS Lambda developer guide, "Building a custom
+/// runtime").
 fn binary_in(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let path = dir.join(name);
     if path.is_dir() {
@@ -73,10 +77,12 @@ fn binary_in(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     existing_binary(path)
 }
 
-/// A command that starts a function binary with an empty environment (Lambda gives a
-/// function only its own): directly, or through `SPIGOT_FUNCTION_RUNNER` (e.g.
-/// `qemu-aarch64` for arm64 binaries), which keeps our `QEMU_*` settings such as
-/// `QEMU_LD_PREFIX`.
+/// A command that starts a function binary with an empty environment: Lambda gives a
+/// function only its configured variables and the runtime's reserved ones (AWS Lambda
+/// developer guide, "Defined runtime environment variables"), which the caller adds.
+/// Directly, or through `SPIGOT_FUNCTION_RUNNER` (e.g. `qemu-aarch64` for arm64
+/// binaries); a runner keeps our `QEMU_*` settings such as `QEMU_LD_PREFIX` (qemu-user(1):
+/// every option may be given as a `QEMU_` environment variable).
 pub fn function_command(binary: &Path) -> Command {
     let runner = std::env::var_os("SPIGOT_FUNCTION_RUNNER").filter(|r| !r.is_empty());
     let mut command = match &runner {
